@@ -1,0 +1,122 @@
+// Command ensemble-load drives an etcd v3 endpoint (Ensemble or etcd itself)
+// with many concurrent clients and reports throughput and latency
+// percentiles, so that both can be measured side by side on one machine.
+//
+//	ensemble-load --endpoints 127.0.0.1:2379 --op put --clients 256 --conns 16 --duration 10s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("ensemble-load", flag.ContinueOnError)
+	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
+	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable)")
+	clients := fs.Int("clients", 16, "concurrent clients (goroutines)")
+	conns := fs.Int("conns", 1, "gRPC connections the clients share")
+	duration := fs.Duration("duration", 10*time.Second, "how long to run")
+	keys := fs.Int("keys", 100000, "size of the key space")
+	keySize := fs.Int("key-size", 8, "key size in bytes")
+	valSize := fs.Int("val-size", 256, "value size in bytes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *clients < 1 || *conns < 1 || *keys < 1 {
+		fmt.Fprintln(os.Stderr, "ensemble-load: --clients, --conns and --keys must be positive")
+		return 2
+	}
+	var clis []*clientv3.Client
+	for range *conns {
+		c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*endpoints, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ensemble-load:", err)
+			return 1
+		}
+		defer c.Close()
+		clis = append(clis, c)
+	}
+	keyOf := func(i int) string {
+		k := fmt.Sprintf("%0*d", *keySize, i)
+		return k[len(k)-*keySize:]
+	}
+	value := strings.Repeat("v", *valSize)
+	if *op != "put" {
+		// Reads need data: fill a slice of the key space first.
+		fill := min(*keys, 10000)
+		for i := range fill {
+			if _, err := clis[0].Put(context.Background(), keyOf(i), value); err != nil {
+				fmt.Fprintln(os.Stderr, "ensemble-load: fill:", err)
+				return 1
+			}
+		}
+		*keys = fill
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	var ops, errs atomic.Int64
+	lats := make([][]time.Duration, *clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range *clients {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			cli := clis[c%len(clis)]
+			r := rand.New(rand.NewPCG(uint64(c), 1))
+			for ctx.Err() == nil {
+				k := keyOf(r.IntN(*keys))
+				t0 := time.Now()
+				var err error
+				switch *op {
+				case "put":
+					_, err = cli.Put(ctx, k, value)
+				case "get":
+					_, err = cli.Get(ctx, k)
+				case "sget":
+					_, err = cli.Get(ctx, k, clientv3.WithSerializable())
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lats[c] = append(lats[c], time.Since(t0))
+				ops.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(float64(len(all))*p))]
+	}
+	fmt.Printf("op=%s clients=%d conns=%d ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
+		*op, *clients, *conns, ops.Load(), errs.Load(), float64(ops.Load())/elapsed.Seconds(),
+		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), pct(0.999).Round(10*time.Microsecond))
+	return 0
+}

@@ -1,0 +1,51 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+
+	"ensemble/internal/apply"
+	"ensemble/internal/mvcc"
+	"ensemble/internal/server"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// toGRPCError maps an error from the layers below to the gRPC error etcd's
+// clients expect. It matches with errors.Is, so wrapped errors map too; an
+// error already carrying a gRPC status passes through.
+func toGRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, mvcc.ErrCompacted):
+		return rpctypes.ErrGRPCCompacted
+	case errors.Is(err, mvcc.ErrFutureRev):
+		return rpctypes.ErrGRPCFutureRev
+	case errors.Is(err, apply.ErrKeyNotFound):
+		return rpctypes.ErrGRPCKeyNotFound
+	case errors.Is(err, apply.ErrLeaseNotFound):
+		return rpctypes.ErrGRPCLeaseNotFound
+	case errors.Is(err, server.ErrNoLeader):
+		return rpctypes.ErrGRPCNoLeader
+	case errors.Is(err, server.ErrTimeout):
+		return rpctypes.ErrGRPCTimeout
+	case errors.Is(err, server.ErrLeaderChanged):
+		return rpctypes.ErrGRPCLeaderChanged
+	case errors.Is(err, server.ErrStopped):
+		return rpctypes.ErrGRPCStopped
+	case errors.Is(err, server.ErrRequestTooLarge):
+		return rpctypes.ErrGRPCRequestTooLarge
+	case errors.Is(err, context.Canceled):
+		return rpctypes.ErrGRPCCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return rpctypes.ErrGRPCDeadlineExceeded
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
