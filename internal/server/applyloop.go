@@ -73,6 +73,11 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 		s.appliedIndex, s.appliedTerm = e.Index, e.Term
 	}
 	s.applied.set(s.appliedIndex)
+	if err := s.KV().Err(); err != nil {
+		// A failed database commit leaves the store's durable state unknown:
+		// stop rather than acknowledge writes that may not be kept.
+		return fmt.Errorf("server: store failed: %w", err)
+	}
 	return s.maybeSnapshot()
 }
 
@@ -152,9 +157,12 @@ func (s *Server) maybeSnapshot() error {
 	// The database must hold everything up to the snapshot on disk before
 	// the log that could rebuild it is released.
 	s.KV().Commit()
+	// Keep some log for followers a little behind, but never more than a
+	// snapshot's worth: --snapshot-count bounds the log a member holds.
+	keep := min(uint64(catchUpEntries), s.cfg.SnapshotCount)
 	var compactTo uint64
-	if s.appliedIndex > catchUpEntries {
-		compactTo = s.appliedIndex - catchUpEntries
+	if s.appliedIndex > keep {
+		compactTo = s.appliedIndex - keep
 	}
 	cs := s.confState
 	if err := s.node.CreateSnapshot(s.appliedIndex, &cs, s.members.encode(s.id, s.clusterID), compactTo); err != nil {
@@ -213,6 +221,7 @@ func (s *Server) installSnapshot(snap raftpb.Snapshot) error {
 	s.appliedIndex, s.appliedTerm = idx, snap.Metadata.Term
 	s.snapIndex = idx
 	s.confState = snap.Metadata.ConfState
+	s.snapshotsInstalled.Add(1)
 	var info clusterInfo
 	if json.Unmarshal(snap.Data, &info) == nil {
 		for _, m := range info.Members {

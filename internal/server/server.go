@@ -71,7 +71,8 @@ type Server struct {
 	snapIndex    uint64
 	confState    raftpb.ConfState
 
-	raftErr atomic.Pointer[error]
+	raftErr            atomic.Pointer[error]
+	snapshotsInstalled atomic.Uint64
 }
 
 // ID is this member's id.
@@ -101,6 +102,9 @@ type Status struct {
 	DBSize       int64
 	DBSizeInUse  int64
 	Errors       []string
+	// SnapshotsInstalled counts databases received from a leader and
+	// installed since this process started.
+	SnapshotsInstalled uint64
 }
 
 // Status reports the member's raft and storage state.
@@ -113,6 +117,8 @@ func (s *Server) Status() Status {
 		AppliedIndex: s.applied.current(),
 		DBSize:       s.be.Load().Size(),
 		DBSizeInUse:  s.be.Load().SizeInUse(),
+
+		SnapshotsInstalled: s.snapshotsInstalled.Load(),
 	}
 	if err := s.node.Err(); err != nil {
 		out.Errors = append(out.Errors, err.Error())

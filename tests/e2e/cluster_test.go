@@ -117,7 +117,25 @@ func TestThreeMembersKillLeaderUnderLoad(t *testing.T) {
 		t.Fatalf("writer did not reach %d acknowledged writes", n)
 	}
 	waitAcked(50)
+	probe := framework.NewClient(t, spec.Members[a].ClientURL)
+	killed := time.Now()
 	c.Kill(lead)
+	// How long writes are unavailable: retry a put with a short deadline
+	// until one is acknowledged (a figure to report, not a timed assertion).
+	var gap time.Duration
+	for i := 0; ; i++ {
+		pctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		_, err := probe.Put(pctx, fmt.Sprintf("probe/%d", i), "v")
+		cancel()
+		if err == nil {
+			gap = time.Since(killed)
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("no write acknowledged within 20s of killing the leader: %v", err)
+		}
+	}
+	t.Logf("SIGKILL of the leader -> first acknowledged write: %v", gap.Round(time.Millisecond))
 	oldLeader := spec.Members[lead].Name
 	w.mu.Lock()
 	before := len(w.acked)
