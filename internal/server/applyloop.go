@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"ensemble/internal/apply"
@@ -208,16 +207,13 @@ func (s *Server) installSnapshot(snap raftpb.Snapshot) error {
 	s.lg.Info("installing snapshot", "index", idx, "term", snap.Metadata.Term)
 	s.KV().Close()
 	s.be.Load().Close()
-	if err := os.Rename(s.snapshot.DBFilePath(idx), s.dirs.db); err != nil {
-		return fmt.Errorf("server: install snapshot database: %w", err)
-	}
-	be, kv, err := openStore(s.dirs.db, s.lg)
-	if err != nil {
+	if err := s.installDB(idx); err != nil {
 		return err
 	}
-	s.be.Store(be)
-	s.kv.Store(kv)
-	s.applier.SetStore(kv)
+	if err := s.useStore(); err != nil {
+		return err
+	}
+	s.applier.SetStore(s.KV())
 	s.appliedIndex, s.appliedTerm = idx, snap.Metadata.Term
 	s.snapIndex = idx
 	s.confState = snap.Metadata.ConfState

@@ -204,12 +204,31 @@ func (s *Server) openBackend(snapshot raftpb.Snapshot) error {
 			kv.Close()
 			be.Close()
 			if ci < idx {
-				if err := os.Rename(s.snapshot.DBFilePath(idx), s.dirs.db); err != nil {
-					return fmt.Errorf("server: install snapshot database: %w", err)
+				if err := s.installDB(idx); err != nil {
+					return err
 				}
+			} else {
+				os.Remove(s.snapshot.DBFilePath(idx)) // installed before the crash
 			}
 		}
 	}
+	return s.useStore()
+}
+
+// installDB moves the database that came with snapshot idx into place,
+// durably: the rename is synced before anything relies on it.
+func (s *Server) installDB(idx uint64) error {
+	if err := os.Rename(s.snapshot.DBFilePath(idx), s.dirs.db); err != nil {
+		return fmt.Errorf("server: install snapshot database: %w", err)
+	}
+	if err := vfs.OS().SyncDir(filepath.Dir(s.dirs.db)); err != nil {
+		return fmt.Errorf("server: install snapshot database: %w", err)
+	}
+	return nil
+}
+
+// useStore opens the database at its place and makes it the member's store.
+func (s *Server) useStore() error {
 	be, kv, err := openStore(s.dirs.db, s.lg)
 	if err != nil {
 		return err
