@@ -33,6 +33,7 @@ type Transport interface {
 // LogStore is the durable log: the WAL.
 type LogStore interface {
 	Save(hs raftpb.HardState, ents []raftpb.Entry) error
+	SaveUnsynced(hs raftpb.HardState, ents []raftpb.Entry) error
 	SaveSnapshot(s wal.Snapshot) error
 	ReleaseLockTo(index uint64) error
 }
@@ -382,7 +383,11 @@ func (n *Node) persist(rd raft.Ready) error {
 			return fmt.Errorf("raftnode: save snapshot marker: %w", err)
 		}
 	}
-	if err := n.cfg.Log.Save(rd.HardState, rd.Entries); err != nil {
+	save := n.cfg.Log.Save
+	if !rd.MustSync {
+		save = n.cfg.Log.SaveUnsynced
+	}
+	if err := save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: save to wal: %w", err)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {

@@ -502,6 +502,18 @@ func (w *WAL) fail(err error) error {
 // sync. Nothing is written if both are empty. After an error the WAL refuses
 // every later append.
 func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+	return w.save(hs, ents, true)
+}
+
+// SaveUnsynced appends like Save but leaves the data to the next sync. Raft
+// allows it when a Ready changes only the commit index (Ready.MustSync is
+// false): a lost commit index is learnt again from the leader, and a torn
+// record at the tail is repaired on open like any other.
+func (w *WAL) SaveUnsynced(hs raftpb.HardState, ents []raftpb.Entry) error {
+	return w.save(hs, ents, false)
+}
+
+func (w *WAL) save(hs raftpb.HardState, ents []raftpb.Entry, sync bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
@@ -533,6 +545,12 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 		}
 		w.buf = appendState(w.buf, &hs)
 		w.hs = hs
+	}
+	if !sync {
+		if err := w.flush(); err != nil {
+			return w.fail(err)
+		}
+		return nil
 	}
 	return w.commit()
 }

@@ -683,3 +683,34 @@ func BenchmarkSave(b *testing.B) {
 		})
 	}
 }
+
+func TestSaveUnsyncedDoesNotSyncButIsReadBack(t *testing.T) {
+	ffs := vfs.NewFaulty(vfs.NewMem())
+	w, err := Create(ffs, "/wal", []byte("meta"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Save(raftpb.HardState{Term: 1, Vote: 1, Commit: 0}, []raftpb.Entry{{Term: 1, Index: 1, Data: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	syncs := ffs.Count(vfs.OpSync)
+	if err := w.SaveUnsynced(raftpb.HardState{Term: 1, Vote: 1, Commit: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ffs.Count(vfs.OpSync); got != syncs {
+		t.Fatalf("SaveUnsynced synced (%d syncs, want %d)", got, syncs)
+	}
+	w.Close()
+	w, err = Open(ffs, "/wal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, hs, ents, err := w.ReadAll(Snapshot{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.Commit != 1 || len(ents) != 1 {
+		t.Fatalf("read back commit %d and %d entries, want 1 and 1", hs.Commit, len(ents))
+	}
+}
