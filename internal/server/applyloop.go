@@ -71,7 +71,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 		s.applyEntry(e)
 		s.appliedIndex, s.appliedTerm = e.Index, e.Term
 	}
-	s.applied.set(s.appliedIndex)
+	s.applied.set(s.appliedIndex, s.appliedTerm)
 	if err := s.KV().Err(); err != nil {
 		// A failed database commit leaves the store's durable state unknown:
 		// stop rather than acknowledge writes that may not be kept.
@@ -112,7 +112,7 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 		if err := cc.Unmarshal(e.Data); err != nil {
 			s.lg.Error("undecodable membership change", "index", e.Index, "err", err)
 		} else {
-			s.confState = *s.node.ApplyConfChange(cc)
+			s.confChanged(cc)
 		}
 		kv.SetConsistentIndex(e.Index, e.Term)
 	case raftpb.EntryConfChangeV2:
@@ -126,6 +126,18 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 	}
 }
 
+// confChanged applies a membership change and answers its proposer. A member
+// that applies its own removal stops: it no longer belongs to the cluster.
+func (s *Server) confChanged(cc raftpb.ConfChange) {
+	removedSelf := s.applyConfChange(cc)
+	s.waits.trigger(cc.ID, &apply.Result{})
+	if removedSelf {
+		s.lg.Warn("this member was removed from the cluster; stopping")
+		s.fatal(ErrRemoved)
+		go s.node.Stop()
+	}
+}
+
 // replayEntry re-applies the in-memory effects of an entry whose store
 // effects are already durable.
 func (s *Server) replayEntry(e *raftpb.Entry) {
@@ -133,7 +145,7 @@ func (s *Server) replayEntry(e *raftpb.Entry) {
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
 		if cc.Unmarshal(e.Data) == nil {
-			s.confState = *s.node.ApplyConfChange(cc)
+			s.confChanged(cc)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
@@ -221,8 +233,9 @@ func (s *Server) installSnapshot(snap raftpb.Snapshot) error {
 	var info clusterInfo
 	if json.Unmarshal(snap.Data, &info) == nil {
 		for _, m := range info.Members {
-			s.members.setAttributes(m.ID, m.Name, m.ClientURLs)
+			s.members.add(m)
 		}
+		s.members.setRemoved(info.Removed)
 	}
 	return nil
 }

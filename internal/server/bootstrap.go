@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"ensemble/internal/apply"
 	"ensemble/internal/backend"
@@ -78,9 +80,13 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 		}
 	} else {
 		if cfg.InitialClusterState == "existing" {
-			return nil, errors.New("server: --initial-cluster-state=existing needs a member added with MemberAdd, which is not supported yet")
+			info, err = joinInfo(cfg, lg)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			info = initialCluster(cfg)
 		}
-		info = initialCluster(cfg)
 		meta, _ := json.Marshal(info)
 		if s.wal, err = wal.Create(fs, s.dirs.wal, meta, lg); err != nil {
 			return nil, fmt.Errorf("server: create wal: %w", err)
@@ -88,6 +94,7 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 	}
 	s.id, s.clusterID = info.MemberID, info.ClusterID
 	s.members = newMembership(info.Members)
+	s.members.setRemoved(info.Removed)
 	s.reqIDs.init(s.id)
 	s.lg = lg.With("member", s.id.String())
 
@@ -100,7 +107,7 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 	s.appliedIndex = applied
 	s.snapIndex = snapshot.Metadata.Index
 	s.confState = snapshot.Metadata.ConfState
-	s.applied.set(applied)
+	s.applied.set(applied, 0)
 	s.applier = apply.New(kv, s.lg)
 
 	if err := s.startTransport(); err != nil {
@@ -124,7 +131,9 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 		Transport: s.transport,
 		Logger:    s.lg,
 	}
-	if restart {
+	if restart || cfg.InitialClusterState == "existing" {
+		// A joining member starts empty: the leader sends it the log, or a
+		// snapshot, membership included.
 		s.node = raftnode.Restart(rc)
 	} else {
 		peers := make([]raft.Peer, 0, len(info.Members))
@@ -140,7 +149,8 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 		go s.node.Campaign(context.Background())
 	}
 	s.reads.init()
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.watchRemoval()
 	go s.applyLoop()
 	go s.readLoop()
 	go s.publishAttributes()
@@ -171,7 +181,7 @@ func (s *Server) recoverLog(fs vfs.FS, storage *raft.MemoryStorage) (clusterInfo
 		// The snapshot knows the members as they were when it was taken.
 		var snapInfo clusterInfo
 		if err := json.Unmarshal(snapshot.Data, &snapInfo); err == nil && len(snapInfo.Members) > 0 {
-			info.Members = snapInfo.Members
+			info.Members, info.Removed = snapInfo.Members, snapInfo.Removed
 		}
 	}
 	if !raft.IsEmptySnap(snapshot) {
@@ -269,6 +279,7 @@ func (s *Server) startTransport() error {
 		ClusterID: s.clusterID,
 		Handler:   peerHandler{s},
 		Logger:    s.lg,
+		Info:      func() []byte { return s.members.encode(s.id, s.clusterID) },
 	})
 	for _, u := range s.cfg.ListenPeerURLs {
 		l, err := net.Listen("tcp", u.Host)
@@ -288,4 +299,46 @@ func (s *Server) startTransport() error {
 		}
 	}
 	return nil
+}
+
+// joinInfo asks the existing members named in --initial-cluster who the
+// cluster is and which id it gave this member when it was added.
+func joinInfo(cfg *config.Config, lg *slog.Logger) (clusterInfo, error) {
+	self := urlStrings(cfg.InitialAdvertisePeerURLs)
+	var lastErr error
+	for _, m := range cfg.InitialCluster {
+		if m.Name == cfg.Name {
+			continue
+		}
+		for _, u := range m.PeerURLs {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			b, err := transport.FetchInfo(ctx, u.String())
+			cancel()
+			if err != nil {
+				lastErr = err
+				lg.Warn("cannot reach an existing member", "member", m.Name, "url", u.String(), "err", err)
+				continue
+			}
+			var info clusterInfo
+			if err := json.Unmarshal(b, &info); err != nil {
+				lastErr = err
+				continue
+			}
+			for _, mem := range info.Members {
+				if sameStrings(mem.PeerURLs, self) {
+					info.MemberID = mem.ID
+					return info, nil
+				}
+			}
+			return clusterInfo{}, fmt.Errorf("server: the cluster has no member with peer URLs %v; add it with MemberAdd (etcdctl member add) before starting it with --initial-cluster-state existing", self)
+		}
+	}
+	return clusterInfo{}, fmt.Errorf("server: cannot join: no existing member of --initial-cluster answered: %v", lastErr)
+}
+
+func sameStrings(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

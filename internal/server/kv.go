@@ -12,6 +12,9 @@ import (
 // request asks for a serializable read of the local store.
 func (s *Server) Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if !req.Serializable {
+		if s.isLearner() {
+			return nil, ErrNotSupportedForLearner
+		}
 		if err := s.linearizableRead(ctx); err != nil {
 			return nil, err
 		}
@@ -42,6 +45,9 @@ func (s *Server) DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*
 func (s *Server) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if apply.IsReadOnlyTxn(req) {
 		if !allSerializable(req) {
+			if s.isLearner() {
+				return nil, ErrNotSupportedForLearner
+			}
 			if err := s.linearizableRead(ctx); err != nil {
 				return nil, err
 			}
@@ -58,6 +64,9 @@ func (s *Server) Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, 
 // Compact discards history below a revision; with Physical it returns only
 // once the history is gone from disk.
 func (s *Server) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	if s.isLearner() {
+		return nil, ErrNotSupportedForLearner
+	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: req})
 	if err != nil {
 		return nil, err
@@ -78,6 +87,9 @@ func (s *Server) Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.Co
 }
 
 func (s *Server) write(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
+	if s.isLearner() {
+		return nil, ErrNotSupportedForLearner
+	}
 	res, err := s.propose(ctx, r)
 	if err != nil {
 		return nil, err
@@ -88,9 +100,30 @@ func (s *Server) write(ctx context.Context, r *pb.InternalRaftRequest) (any, err
 	return res.Resp, nil
 }
 
-// allSerializable reports whether every range of a read-only txn asks for a
-// serializable read, as etcd decides for txns.
+// allSerializable reports whether a read-only txn has ranges and all of them
+// ask for a serializable read. Unlike etcd, a txn of compares alone is read
+// linearizably: its outcome must not depend on which member answers.
 func allSerializable(req *pb.TxnRequest) bool {
+	return hasRange(req) && rangesSerializable(req)
+}
+
+func hasRange(req *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
+		for _, op := range ops {
+			switch r := op.Request.(type) {
+			case *pb.RequestOp_RequestRange:
+				return true
+			case *pb.RequestOp_RequestTxn:
+				if hasRange(r.RequestTxn) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func rangesSerializable(req *pb.TxnRequest) bool {
 	for _, ops := range [][]*pb.RequestOp{req.Success, req.Failure} {
 		for _, op := range ops {
 			switch r := op.Request.(type) {
@@ -99,7 +132,7 @@ func allSerializable(req *pb.TxnRequest) bool {
 					return false
 				}
 			case *pb.RequestOp_RequestTxn:
-				if !allSerializable(r.RequestTxn) {
+				if !rangesSerializable(r.RequestTxn) {
 					return false
 				}
 			}
@@ -107,3 +140,7 @@ func allSerializable(req *pb.TxnRequest) bool {
 	}
 	return true
 }
+
+// LinearizableBarrier returns once this member has applied everything
+// committed before the call.
+func (s *Server) LinearizableBarrier(ctx context.Context) error { return s.linearizableRead(ctx) }

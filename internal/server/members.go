@@ -27,9 +27,10 @@ type Member struct {
 // clusterInfo is what a member records about itself and its cluster when it
 // is created: the WAL's metadata and the data of every raft snapshot.
 type clusterInfo struct {
-	MemberID  types.MemberID  `json:"memberID"`
-	ClusterID types.ClusterID `json:"clusterID"`
-	Members   []Member        `json:"members"`
+	MemberID  types.MemberID   `json:"memberID"`
+	ClusterID types.ClusterID  `json:"clusterID"`
+	Members   []Member         `json:"members"`
+	Removed   []types.MemberID `json:"removed,omitempty"`
 }
 
 // memberID derives a member's id from its peer URLs and the cluster token,
@@ -84,10 +85,11 @@ func initialCluster(cfg *config.Config) clusterInfo {
 type membership struct {
 	mu      sync.RWMutex
 	members map[types.MemberID]*Member
+	removed map[types.MemberID]bool
 }
 
 func newMembership(ms []Member) *membership {
-	m := &membership{members: make(map[types.MemberID]*Member, len(ms))}
+	m := &membership{members: make(map[types.MemberID]*Member, len(ms)), removed: map[types.MemberID]bool{}}
 	for i := range ms {
 		mem := ms[i]
 		m.members[mem.ID] = &mem
@@ -130,6 +132,52 @@ func (m *membership) setAttributes(id types.MemberID, name string, clientURLs []
 	mem.ClientURLs = append([]string(nil), clientURLs...)
 }
 
+// add records a member, or updates it when it is known already (a replayed
+// entry, or a learner's promotion).
+func (m *membership) add(mem Member) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.members[mem.ID]; ok {
+		old.IsLearner = mem.IsLearner
+		if len(mem.PeerURLs) > 0 {
+			old.PeerURLs = append([]string(nil), mem.PeerURLs...)
+		}
+		if mem.Name != "" {
+			old.Name = mem.Name
+		}
+		if len(mem.ClientURLs) > 0 {
+			old.ClientURLs = append([]string(nil), mem.ClientURLs...)
+		}
+		return
+	}
+	c := mem
+	m.members[mem.ID] = &c
+}
+
+func (m *membership) remove(id types.MemberID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.members, id)
+	m.removed[id] = true
+}
+
+func (m *membership) setRemoved(ids []types.MemberID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		m.removed[id] = true
+		delete(m.members, id)
+	}
+}
+
+func (m *membership) setPeerURLs(id types.MemberID, urls []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem, ok := m.members[id]; ok && len(urls) > 0 {
+		mem.PeerURLs = append([]string(nil), urls...)
+	}
+}
+
 // setAttributesFrom applies a ClusterMemberAttrSet request from the log.
 func (m *membership) setAttributesFrom(a *membershippb.ClusterMemberAttrSetRequest) {
 	if a.MemberAttributes == nil {
@@ -139,6 +187,13 @@ func (m *membership) setAttributesFrom(a *membershippb.ClusterMemberAttrSetReque
 }
 
 func (m *membership) encode(self types.MemberID, cid types.ClusterID) []byte {
-	b, _ := json.Marshal(clusterInfo{MemberID: self, ClusterID: cid, Members: m.list()})
+	m.mu.RLock()
+	removed := make([]types.MemberID, 0, len(m.removed))
+	for id := range m.removed {
+		removed = append(removed, id)
+	}
+	m.mu.RUnlock()
+	sort.Slice(removed, func(i, j int) bool { return removed[i] < removed[j] })
+	b, _ := json.Marshal(clusterInfo{MemberID: self, ClusterID: cid, Members: m.list(), Removed: removed})
 	return b
 }

@@ -71,16 +71,18 @@ func (w *waitRegistry) failAll(err error) {
 	w.mu.Unlock()
 }
 
-// appliedWaiter lets requests wait until the apply loop reaches an index.
+// appliedWaiter lets requests wait until the apply loop reaches an index, or
+// applies an entry of a given term.
 type appliedWaiter struct {
 	mu      sync.Mutex
 	index   uint64
+	term    uint64
 	waiters []appliedWait
 }
 
 type appliedWait struct {
-	index uint64
-	ch    chan struct{}
+	index, term uint64 // one of them is set
+	ch          chan struct{}
 }
 
 func (a *appliedWaiter) current() uint64 {
@@ -89,12 +91,12 @@ func (a *appliedWaiter) current() uint64 {
 	return a.index
 }
 
-func (a *appliedWaiter) set(index uint64) {
+func (a *appliedWaiter) set(index, term uint64) {
 	a.mu.Lock()
-	a.index = index
+	a.index, a.term = index, max(a.term, term)
 	kept := a.waiters[:0]
 	for _, w := range a.waiters {
-		if w.index <= index {
+		if (w.index != 0 && w.index <= index) || (w.term != 0 && w.term <= a.term) {
 			close(w.ch)
 		} else {
 			kept = append(kept, w)
@@ -106,15 +108,23 @@ func (a *appliedWaiter) set(index uint64) {
 
 // wait returns a channel closed once index is applied.
 func (a *appliedWaiter) wait(index uint64) <-chan struct{} {
-	ch := make(chan struct{})
+	return a.add(appliedWait{index: index, ch: make(chan struct{})})
+}
+
+// waitTerm returns a channel closed once an entry of term (or later) is applied.
+func (a *appliedWaiter) waitTerm(term uint64) <-chan struct{} {
+	return a.add(appliedWait{term: max(term, 1), ch: make(chan struct{})})
+}
+
+func (a *appliedWaiter) add(w appliedWait) <-chan struct{} {
 	a.mu.Lock()
-	if index <= a.index {
-		close(ch)
+	defer a.mu.Unlock()
+	if (w.index != 0 && w.index <= a.index) || (w.term != 0 && w.term <= a.term) {
+		close(w.ch)
 	} else {
-		a.waiters = append(a.waiters, appliedWait{index: index, ch: ch})
+		a.waiters = append(a.waiters, w)
 	}
-	a.mu.Unlock()
-	return ch
+	return w.ch
 }
 
 // withTimeout bounds a request by the server's own timeout when the client
@@ -166,42 +176,36 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	}
 	id := r.Header.ID
 	ch := s.waits.register(id)
-	for {
-		err = s.node.Propose(ctx, data)
-		if !errors.Is(err, raft.ErrProposalDropped) {
-			break
-		}
-		// The leader went away between our check and the proposal: wait for
-		// the next one rather than fail a request the cluster could serve.
-		if err = s.waitLeader(ctx); err != nil {
-			break
-		}
-		select {
-		case <-s.node.LeaderChanged():
-		case <-time.After(s.cfg.HeartbeatInterval):
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err != nil {
+	// Watch for a leader change from before the proposal is handed over, so
+	// that none can slip between the two unnoticed.
+	leaderChanged := s.node.LeaderChanged()
+	if err := s.proposeUntilAccepted(ctx, data); err != nil {
 		s.waits.cancel(id)
 		return nil, s.proposeErr(err)
 	}
 	for {
-		leaderChanged := s.node.LeaderChanged()
 		select {
 		case res := <-ch:
 			return res, nil
 		case <-leaderChanged:
-			// Losing the leader leaves the outcome unknown; if no new leader
-			// appears within an election timeout, say so now rather than at
-			// the deadline.
-			if err := s.waitLeader(ctx); err != nil {
+			// The proposal may have died with the old leader (dropped while it
+			// handed over, or never replicated). A barrier proposed now, after
+			// it, settles the question: once the barrier is applied, the
+			// proposal is either applied before it or in no log that can
+			// still commit, so proposing it again cannot apply it twice.
+			if err := s.barrier(ctx); err != nil {
 				s.waits.cancel(id)
-				return nil, err
+				return nil, s.proposeErr(err)
+			}
+			select {
+			case res := <-ch:
+				return res, nil
+			default:
+			}
+			leaderChanged = s.node.LeaderChanged()
+			if err := s.proposeUntilAccepted(ctx, data); err != nil {
+				s.waits.cancel(id)
+				return nil, s.proposeErr(err)
 			}
 		case <-ctx.Done():
 			s.waits.cancel(id)
@@ -209,6 +213,60 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 		case <-s.stopping:
 			s.waits.cancel(id)
 			return nil, ErrStopped
+		}
+	}
+}
+
+// barrier replicates an empty request and waits until it is applied here,
+// proposing it again whenever the leader changes before that (applying it
+// twice does nothing).
+func (s *Server) barrier(ctx context.Context) error {
+	r := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}}
+	data, err := apply.EncodeEtcd(r)
+	if err != nil {
+		return err
+	}
+	ch := s.waits.register(r.Header.ID)
+	defer s.waits.cancel(r.Header.ID)
+	for {
+		if err := s.waitLeader(ctx); err != nil {
+			return err
+		}
+		leaderChanged := s.node.LeaderChanged()
+		if err := s.proposeUntilAccepted(ctx, data); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-leaderChanged:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopping:
+			return ErrStopped
+		}
+	}
+}
+
+// proposeUntilAccepted hands data to raft, waiting out the moments when raft
+// refuses proposals outright (no leader yet, a leadership transfer): a
+// refused proposal is in no log, so offering it again is safe.
+func (s *Server) proposeUntilAccepted(ctx context.Context, data []byte) error {
+	for {
+		err := s.node.Propose(ctx, data)
+		if !errors.Is(err, raft.ErrProposalDropped) {
+			return err
+		}
+		if err := s.waitLeader(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-s.node.LeaderChanged():
+		case <-time.After(s.cfg.HeartbeatInterval):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopping:
+			return ErrStopped
 		}
 	}
 }

@@ -55,6 +55,10 @@ type streamKind uint8
 const (
 	kindMessages streamKind = 1
 	kindSnapshot streamKind = 2
+	// kindInfo asks a member what it knows of its cluster (ids, members), so
+	// that a member joining an existing cluster can learn who it is. It is
+	// answered without a cluster check: the asker does not know the id yet.
+	kindInfo streamKind = 3
 )
 
 func (k streamKind) String() string {
@@ -63,6 +67,8 @@ func (k streamKind) String() string {
 		return "messages"
 	case kindSnapshot:
 		return "snapshot"
+	case kindInfo:
+		return "info"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -123,7 +129,7 @@ func decodeHandshake(b *[handshakeSize]byte) (handshake, byte, error) {
 		from:    types.MemberID(binary.BigEndian.Uint64(b[14:22])),
 		to:      types.MemberID(binary.BigEndian.Uint64(b[22:30])),
 	}
-	if h.kind != kindMessages && h.kind != kindSnapshot {
+	if h.kind != kindMessages && h.kind != kindSnapshot && h.kind != kindInfo {
 		return handshake{}, statusBadKind, fmt.Errorf("%w: %d", ErrBadKind, b[5])
 	}
 	return h, statusOK, nil

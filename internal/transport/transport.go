@@ -63,6 +63,9 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between redials of a peer.
 	// Defaults 10ms and 500ms.
 	MinBackoff, MaxBackoff time.Duration
+	// Info, when set, answers FetchInfo requests with a description of the
+	// cluster (opaque to the transport).
+	Info func() []byte
 }
 
 func (c *Config) setDefaults() {
@@ -257,6 +260,10 @@ func (t *Transport) serveConn(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(c, ioBufferSize)
 	h, status, err := readHandshake(br)
+	if err == nil && h.kind == kindInfo {
+		t.answerInfo(c)
+		return
+	}
 	if err == nil {
 		switch {
 		case h.cluster != t.cfg.ClusterID:
@@ -523,3 +530,11 @@ func (nopHandler) ReceiveSnapshot(_ context.Context, _ raftpb.Message, db io.Rea
 func (nopHandler) ReportUnreachable(uint64)    {}
 func (nopHandler) ReportSnapshot(uint64, bool) {}
 func (nopHandler) PeerDisconnected(uint64)     {}
+
+// Connected reports whether the outbound stream to peer id is up.
+func (t *Transport) Connected(id types.MemberID) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p, ok := t.peers[id]
+	return ok && p.connected.Load()
+}

@@ -3,15 +3,26 @@ package etcd
 import (
 	"context"
 
-	"ensemble/internal/config"
 	"ensemble/internal/server"
+	"ensemble/internal/types"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
+// ClusterMember is what the Cluster service needs from a member.
+type ClusterMember interface {
+	memberInfo
+	Members() []server.Member
+	MemberAdd(ctx context.Context, peerURLs []string, learner bool) (server.Member, []server.Member, error)
+	MemberRemove(ctx context.Context, id types.MemberID) ([]server.Member, error)
+	MemberUpdate(ctx context.Context, id types.MemberID, peerURLs []string) ([]server.Member, error)
+	MemberPromote(ctx context.Context, id types.MemberID) ([]server.Member, error)
+	LinearizableBarrier(ctx context.Context) error
+}
+
 type clusterServer struct {
 	pb.UnimplementedClusterServer
-	m Member
+	m ClusterMember
 	h headerer
 }
 
@@ -30,39 +41,42 @@ func toPBMembers(ms []server.Member) []*pb.Member {
 }
 
 func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if r.Linearizable {
+		if err := s.m.LinearizableBarrier(ctx); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
 	return &pb.MemberListResponse{Header: s.h.fill(nil), Members: toPBMembers(s.m.Members())}, nil
 }
 
-type maintenanceServer struct {
-	pb.UnimplementedMaintenanceServer
-	m Member
-	h headerer
-}
-
-// etcdAPIVersion is the etcd server version whose API Ensemble serves; clients
-// and tools read it from Status to decide which features they may use.
-const etcdAPIVersion = "3.6.0"
-
-func (s *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
-	st := s.m.Status()
-	return &pb.StatusResponse{
-		Header:           s.h.fill(&pb.ResponseHeader{Revision: s.revision(ctx)}),
-		Version:          etcdAPIVersion,
-		DbSize:           st.DBSize,
-		DbSizeInUse:      st.DBSizeInUse,
-		Leader:           uint64(st.Leader),
-		RaftIndex:        st.RaftIndex,
-		RaftTerm:         st.Term,
-		RaftAppliedIndex: st.AppliedIndex,
-		Errors:           st.Errors,
-		StorageVersion:   "ensemble-" + config.Version,
-	}, nil
-}
-
-func (s *maintenanceServer) revision(ctx context.Context) int64 {
-	resp, err := s.m.Range(ctx, &pb.RangeRequest{Key: []byte{0}, Serializable: true, CountOnly: true, Limit: 1})
+func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	m, ms, err := s.m.MemberAdd(ctx, r.PeerURLs, r.IsLearner)
 	if err != nil {
-		return 0
+		return nil, toGRPCError(err)
 	}
-	return resp.Header.GetRevision()
+	return &pb.MemberAddResponse{Header: s.h.fill(nil), Member: toPBMembers([]server.Member{m})[0], Members: toPBMembers(ms)}, nil
+}
+
+func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	ms, err := s.m.MemberRemove(ctx, types.MemberID(r.ID))
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberRemoveResponse{Header: s.h.fill(nil), Members: toPBMembers(ms)}, nil
+}
+
+func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	ms, err := s.m.MemberUpdate(ctx, types.MemberID(r.ID), r.PeerURLs)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberUpdateResponse{Header: s.h.fill(nil), Members: toPBMembers(ms)}, nil
+}
+
+func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	ms, err := s.m.MemberPromote(ctx, types.MemberID(r.ID))
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberPromoteResponse{Header: s.h.fill(nil), Members: toPBMembers(ms)}, nil
 }

@@ -42,6 +42,26 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCStopped
 	case errors.Is(err, server.ErrRequestTooLarge):
 		return rpctypes.ErrGRPCRequestTooLarge
+	case errors.Is(err, server.ErrMemberNotFound):
+		return rpctypes.ErrGRPCMemberNotFound
+	case errors.Is(err, server.ErrMemberExists):
+		return rpctypes.ErrGRPCMemberExist
+	case errors.Is(err, server.ErrPeerURLExists):
+		return rpctypes.ErrGRPCPeerURLExist
+	case errors.Is(err, server.ErrMemberBadURLs):
+		return rpctypes.ErrGRPCMemberBadURLs
+	case errors.Is(err, server.ErrMemberNotLearner):
+		return rpctypes.ErrGRPCMemberNotLearner
+	case errors.Is(err, server.ErrLearnerNotReady):
+		return rpctypes.ErrGRPCLearnerNotReady
+	case errors.Is(err, server.ErrNotEnoughStarted):
+		return rpctypes.ErrGRPCMemberNotEnoughStarted
+	case errors.Is(err, server.ErrNotSupportedForLearner):
+		return rpctypes.ErrGRPCNotSupportedForLearner
+	case errors.Is(err, server.ErrNotLeader):
+		return rpctypes.ErrGRPCNotLeader
+	case errors.Is(err, server.ErrRemoved):
+		return rpctypes.ErrGRPCStopped
 	case errors.Is(err, context.Canceled):
 		return rpctypes.ErrGRPCCanceled
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,9 +6,21 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
+// KVMember is what the KV service needs from a member.
+type KVMember interface {
+	memberInfo
+	Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error)
+	Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, error)
+	DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
+	Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error)
+	Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.CompactionResponse, error)
+	MaxRequestBytes() int
+	MaxTxnOps() int
+}
+
 type kvServer struct {
 	pb.UnimplementedKVServer
-	m Member
+	m KVMember
 	h headerer
 }
 

@@ -5,33 +5,29 @@
 package etcd
 
 import (
-	"context"
 	"math"
+	"time"
 
-	"ensemble/internal/server"
 	"ensemble/internal/types"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	"time"
 )
 
 // Member is what the API needs from a running member; *server.Server is one.
+// Each service states its own part in the file that serves it.
 type Member interface {
-	Range(ctx context.Context, req *pb.RangeRequest) (*pb.RangeResponse, error)
-	Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, error)
-	DeleteRange(ctx context.Context, req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
-	Txn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnResponse, error)
-	Compact(ctx context.Context, req *pb.CompactionRequest) (*pb.CompactionResponse, error)
+	KVMember
+	ClusterMember
+	MaintenanceMember
+}
 
+// memberInfo is what every service needs to fill response headers.
+type memberInfo interface {
 	ID() types.MemberID
 	ClusterID() types.ClusterID
 	Term() uint64
-	Members() []server.Member
-	Status() server.Status
-	MaxRequestBytes() int
-	MaxTxnOps() int
 }
 
 // grpcOverheadBytes leaves room above --max-request-bytes for the gRPC frame,
@@ -62,7 +58,7 @@ func Register(gs *grpc.Server, m Member) {
 }
 
 // headerer fills the parts of a response header that describe the member.
-type headerer struct{ m Member }
+type headerer struct{ m memberInfo }
 
 func (h headerer) fill(hd *pb.ResponseHeader) *pb.ResponseHeader {
 	if hd == nil {
