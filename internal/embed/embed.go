@@ -16,6 +16,8 @@ import (
 	"ensemble/internal/config"
 	"ensemble/internal/server"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -24,6 +26,7 @@ type Member struct {
 	Server *server.Server
 	lg     *slog.Logger
 	grpc   *grpc.Server
+	self   *clientv3.Client
 	lns    []net.Listener
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -59,6 +62,17 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{Server: srv, lg: lg, grpc: etcdapi.NewGRPCServer(srv), lns: lns}
+	// The Election and Lock services work through a client of this member.
+	self, err := clientv3.New(clientv3.Config{Endpoints: []string{lns[0].Addr().String()}, Logger: zap.NewNop()})
+	if err != nil {
+		srv.Stop()
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, fmt.Errorf("embed: client of self: %w", err)
+	}
+	m.self = self
+	etcdapi.RegisterRecipes(m.grpc, self)
 	for _, l := range lns {
 		m.wg.Add(1)
 		go func(l net.Listener) {
@@ -108,6 +122,7 @@ func (m *Member) CloseWithin(drain time.Duration) {
 		}
 		cancel()
 		m.wg.Wait()
+		m.self.Close()
 		m.Server.Stop()
 	})
 }

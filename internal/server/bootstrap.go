@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/url"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -280,6 +281,7 @@ func (s *Server) startTransport() error {
 		Handler:   peerHandler{s},
 		Logger:    s.lg,
 		Info:      func() []byte { return s.members.encode(s.id, s.clusterID) },
+		LocalAddr: peerSourceAddr(s.cfg.ListenPeerURLs),
 	})
 	for _, u := range s.cfg.ListenPeerURLs {
 		l, err := net.Listen("tcp", u.Host)
@@ -341,4 +343,18 @@ func sameStrings(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// peerSourceAddr is the address outgoing peer connections are made from:
+// the IP this member listens on for peers, when that is one specific address,
+// so that its peer traffic comes from the interface it was told to use.
+func peerSourceAddr(listen []url.URL) string {
+	if len(listen) == 0 {
+		return ""
+	}
+	ip := net.ParseIP(listen[0].Hostname())
+	if ip == nil || ip.IsUnspecified() {
+		return ""
+	}
+	return net.JoinHostPort(ip.String(), "0")
 }
