@@ -89,6 +89,9 @@ type Node struct {
 
 	logMu sync.Mutex // serializes WAL writes from the Ready loop and from snapshots
 
+	// persistedIndex is the last log index on disk; owned by the Ready loop.
+	persistedIndex uint64
+
 	stopc chan struct{}
 	donec chan struct{}
 	errMu sync.Mutex
@@ -134,6 +137,8 @@ func newNode(cfg Config, start func(*raft.Config) raft.Node) *Node {
 		stopc:         make(chan struct{}),
 		donec:         make(chan struct{}),
 	}
+	// What storage holds at start came from disk.
+	n.persistedIndex, _ = cfg.Storage.LastIndex()
 	n.raft = start(rc)
 	go n.run()
 	return n
@@ -338,6 +343,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	persisted := make(chan struct{})
 	ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, Done: make(chan struct{})}
 	hasWork := len(ap.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot)
+	if raft.IsEmptySnap(rd.Snapshot) && (len(ap.Entries) == 0 || ap.Entries[len(ap.Entries)-1].Index <= n.persistedIndex) {
+		// Everything to apply is on disk already (the usual case: raft counts
+		// the leader's own entries only once they are persisted, and a
+		// follower mostly learns that an entry is committed after it saved
+		// it), so the state machine need not wait for this Ready's fsync.
+		ap.Persisted = closedChan
+	}
 	if hasWork {
 		select {
 		case n.applyc <- ap:
@@ -346,9 +358,15 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 	leader := n.IsLeader()
+	msgs := rd.Messages
 	if leader {
 		// The leader's appends go out while it writes its own log.
-		n.send(rd.Messages)
+		n.send(msgs)
+	} else {
+		// A follower's forwarded proposals and read-index requests claim
+		// nothing about its own log, so they need not wait for its fsync;
+		// everything else (append and vote responses) must.
+		msgs = n.sendUndurable(msgs)
 	}
 	n.logMu.Lock()
 	err := n.persist(rd)
@@ -361,6 +379,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return err
 	}
 	close(persisted)
+	if len(rd.Entries) > 0 {
+		n.persistedIndex = rd.Entries[len(rd.Entries)-1].Index
+	} else if !raft.IsEmptySnap(rd.Snapshot) {
+		n.persistedIndex = max(n.persistedIndex, rd.Snapshot.Metadata.Index)
+	}
 	if !leader {
 		if hasWork && hasConfChange(rd.CommittedEntries) {
 			// A follower that sends before the membership change is applied
@@ -369,9 +392,30 @@ func (n *Node) handleReady(rd raft.Ready) error {
 				return nil
 			}
 		}
-		n.send(rd.Messages)
+		n.send(msgs)
 	}
 	return nil
+}
+
+// closedChan is a Persisted channel for work that needs no wait.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// sendUndurable sends the messages that do not depend on this member's
+// durable state and returns the others, in order.
+func (n *Node) sendUndurable(msgs []raftpb.Message) []raftpb.Message {
+	var now []raftpb.Message
+	later := msgs[:0:0]
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgProp || m.Type == raftpb.MsgReadIndex {
+			now = append(now, m)
+		} else {
+			later = append(later, m)
+		}
+	}
+	if len(now) > 0 {
+		n.send(now)
+	}
+	return later
 }
 
 func (n *Node) persist(rd raft.Ready) error {
