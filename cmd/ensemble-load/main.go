@@ -26,7 +26,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("ensemble-load", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
-	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable)")
+	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable) | keepalive (LeaseKeepAliveOnce, one lease per client)")
 	clients := fs.Int("clients", 16, "concurrent clients (goroutines)")
 	conns := fs.Int("conns", 1, "gRPC connections the clients share")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
@@ -55,7 +55,23 @@ func run(args []string) int {
 		return k[len(k)-*keySize:]
 	}
 	value := strings.Repeat("v", *valSize)
-	if *op != "put" {
+	var leases []clientv3.LeaseID
+	if *op == "keepalive" {
+		for c := range *clients {
+			g, err := clis[c%len(clis)].Grant(context.Background(), 3600)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "ensemble-load: grant:", err)
+				return 1
+			}
+			leases = append(leases, g.ID)
+		}
+		defer func() {
+			for c, id := range leases {
+				clis[c%len(clis)].Revoke(context.Background(), id)
+			}
+		}()
+	}
+	if *op == "get" || *op == "sget" {
 		// Reads need data: fill a slice of the key space first.
 		fill := min(*keys, 10000)
 		for i := range fill {
@@ -69,6 +85,8 @@ func run(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	var ops, errs atomic.Int64
+	var errMu sync.Mutex
+	errKinds := map[string]int{}
 	lats := make([][]time.Duration, *clients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -89,12 +107,17 @@ func run(args []string) int {
 					_, err = cli.Get(ctx, k)
 				case "sget":
 					_, err = cli.Get(ctx, k, clientv3.WithSerializable())
+				case "keepalive":
+					_, err = cli.KeepAliveOnce(ctx, leases[c])
 				}
 				if ctx.Err() != nil {
 					return
 				}
 				if err != nil {
 					errs.Add(1)
+					errMu.Lock()
+					errKinds[err.Error()]++
+					errMu.Unlock()
 					continue
 				}
 				lats[c] = append(lats[c], time.Since(t0))
@@ -114,6 +137,9 @@ func run(args []string) int {
 			return 0
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
+	}
+	for e, n := range errKinds {
+		fmt.Fprintf(os.Stderr, "ensemble-load: %d x %s\n", n, e)
 	}
 	fmt.Printf("op=%s clients=%d conns=%d ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
 		*op, *clients, *conns, ops.Load(), errs.Load(), float64(ops.Load())/elapsed.Seconds(),
