@@ -26,13 +26,16 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("ensemble-load", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
-	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable) | keepalive (LeaseKeepAliveOnce, one lease per client)")
+	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable) | keepalive (LeaseKeepAliveOnce, one lease per client) | watch-latency (put -> event fan-out)")
 	clients := fs.Int("clients", 16, "concurrent clients (goroutines)")
 	conns := fs.Int("conns", 1, "gRPC connections the clients share")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
 	keys := fs.Int("keys", 100000, "size of the key space")
 	keySize := fs.Int("key-size", 8, "key size in bytes")
 	valSize := fs.Int("val-size", 256, "value size in bytes")
+	watchers := fs.Int("watchers", 1000, "watch-latency: watchers on the one key")
+	streams := fs.Int("streams", 10, "watch-latency: gRPC watch streams the watchers are spread over")
+	rate := fs.Int("rate", 100, "watch-latency: puts per second")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +52,9 @@ func run(args []string) int {
 		}
 		defer c.Close()
 		clis = append(clis, c)
+	}
+	if *op == "watch-latency" {
+		return watchLatency(clis, *watchers, *streams, *rate, *duration, *valSize)
 	}
 	keyOf := func(i int) string {
 		k := fmt.Sprintf("%0*d", *keySize, i)

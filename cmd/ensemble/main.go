@@ -19,6 +19,9 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runSnapshot(args[1:], os.Stdout, os.Stderr)
+	}
 	cfg, err := config.Parse(args, os.Stdout)
 	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
 		return 0

@@ -3,6 +3,7 @@ package apply
 import (
 	"log/slog"
 
+	"ensemble/internal/lease"
 	"ensemble/internal/mvcc"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -23,6 +24,8 @@ type Applier struct {
 	kv     *mvcc.Store
 	leases LeaseChecker
 	lg     *slog.Logger
+	alarms alarmSet
+	lessor *lease.Lessor
 }
 
 // New returns an applier over kv.
@@ -39,7 +42,15 @@ func (a *Applier) SetStore(kv *mvcc.Store) { a.kv = kv }
 // Apply executes r, the request of the entry at (index, term). Requests the
 // applier does not know change nothing but still advance the applied index.
 func (a *Applier) Apply(index, term uint64, r *pb.InternalRaftRequest) *Result {
+	if res := a.capped(index, term, r); res != nil {
+		return res
+	}
+	if res, ok := a.applyLease(index, term, r); ok {
+		return res
+	}
 	switch {
+	case r.Alarm != nil:
+		return a.applyAlarm(index, term, r.Alarm)
 	case r.Put != nil:
 		return a.write(index, term, func(ka *kvApplier) (any, error) {
 			if err := ka.checkPut(r.Put); err != nil {
@@ -74,6 +85,7 @@ func (a *Applier) write(index, term uint64, fn func(*kvApplier) (any, error)) *R
 	ka := &kvApplier{r: w, w: w, rev: a.kv.Rev(), leases: a.leases, compactRev: a.kv.CompactRev()}
 	resp, err := fn(ka)
 	w.End()
+	a.attach(w.Changes())
 	if err != nil {
 		return &Result{Err: err}
 	}

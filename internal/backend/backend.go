@@ -58,6 +58,15 @@ type Options struct {
 type Backend struct {
 	db *bolt.DB
 	lg *slog.Logger
+	// path and bopts reopen the database after a defragmentation.
+	path  string
+	bopts *bolt.Options
+	// retired counts old databases that a defragmentation replaced and that
+	// close once their last readers are done.
+	retired sync.WaitGroup
+	// defragCopied, if set, runs after a defragmentation made its copy and
+	// before it swaps it in, with writes held; tests read there.
+	defragCopied func()
 
 	interval time.Duration
 	limit    int
@@ -101,20 +110,23 @@ func Open(o Options) (*Backend, error) {
 	case timeout < 0:
 		timeout = 0
 	}
-	db, err := bolt.Open(o.Path, 0o600, &bolt.Options{
+	bopts := &bolt.Options{
 		Timeout: timeout,
 		// The freelist is rebuilt by scanning on open; not writing it on every
 		// commit saves pages and time on the hot path.
 		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: o.MmapSize,
-	})
+	}
+	db, err := bolt.Open(o.Path, 0o600, bopts)
 	if err != nil {
 		return nil, fmt.Errorf("backend: open %s: %w", o.Path, err)
 	}
 	b := &Backend{
 		db:       db,
 		lg:       lg,
+		path:     o.Path,
+		bopts:    bopts,
 		interval: o.BatchInterval,
 		limit:    o.BatchLimit,
 		stopc:    make(chan struct{}),
@@ -253,6 +265,7 @@ func (b *Backend) Close() error {
 		bt.closed = true
 		bt.Unlock()
 		b.dropShared(false)
+		b.retired.Wait()
 		if cerr := b.db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("backend: close: %w", cerr)
 		}

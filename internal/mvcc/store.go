@@ -80,6 +80,9 @@ type Store struct {
 	closeOnce   sync.Once
 
 	failed atomic.Pointer[error]
+
+	// observer receives each applied revision's changes (see notify.go).
+	observer atomic.Pointer[observerSlot]
 }
 
 // Open loads the store kept in b: the key index is rebuilt from storage and

@@ -171,5 +171,6 @@ func (w *TxnWrite) End() {
 	// Unlocking may commit, which runs onCommit; the pending revisions are
 	// then already in the commit.
 	w.tx.Unlock()
+	w.notify()
 	s.wmu.Unlock()
 }

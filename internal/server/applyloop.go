@@ -226,6 +226,13 @@ func (s *Server) installSnapshot(snap raftpb.Snapshot) error {
 		return err
 	}
 	s.applier.SetStore(s.KV())
+	s.resetWatches()
+	if err := s.applier.LoadAlarms(s.be.Load()); err != nil {
+		return err
+	}
+	if err := s.recoverLessor(); err != nil {
+		return err
+	}
 	s.appliedIndex, s.appliedTerm = idx, snap.Metadata.Term
 	s.snapIndex = idx
 	s.confState = snap.Metadata.ConfState

@@ -110,6 +110,15 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 	s.confState = snapshot.Metadata.ConfState
 	s.applied.set(applied, 0)
 	s.applier = apply.New(kv, s.lg)
+	s.startWatches()
+	if err := s.applier.LoadAlarms(s.be.Load()); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	if err := s.initLessor(); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 
 	if err := s.startTransport(); err != nil {
 		s.closeStorage()
@@ -155,6 +164,7 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 	go s.applyLoop()
 	go s.readLoop()
 	go s.publishAttributes()
+	s.startLeaseLoop()
 	s.lg.Info("member started", "name", cfg.Name, "cluster", s.clusterID.String(), "restart", restart, "applied", applied)
 	return s, nil
 }

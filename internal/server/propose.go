@@ -163,6 +163,9 @@ func (s *Server) waitLeader(ctx context.Context) error {
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	if err := s.checkQuota(ctx, r); err != nil {
+		return nil, err
+	}
 	r.Header = &pb.RequestHeader{ID: s.reqIDs.id()}
 	data, err := apply.EncodeEtcd(r)
 	if err != nil {

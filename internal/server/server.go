@@ -23,6 +23,7 @@ import (
 	"ensemble/internal/transport"
 	"ensemble/internal/types"
 	"ensemble/internal/wal"
+	"ensemble/internal/watch"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -51,6 +52,8 @@ type Server struct {
 	be       atomic.Pointer[backend.Backend]
 	kv       atomic.Pointer[mvcc.Store]
 	applier  *apply.Applier
+	lease    leaseSide
+	watches  *watch.Hub
 
 	node      *raftnode.Node
 	transport *transport.Transport
@@ -105,6 +108,9 @@ type Status struct {
 	// SnapshotsInstalled counts databases received from a leader and
 	// installed since this process started.
 	SnapshotsInstalled uint64
+	IsLearner          bool
+	// DBSizeQuota is --quota-backend-bytes in effect.
+	DBSizeQuota int64
 }
 
 // Status reports the member's raft and storage state.
@@ -123,6 +129,7 @@ func (s *Server) Status() Status {
 	if err := s.node.Err(); err != nil {
 		out.Errors = append(out.Errors, err.Error())
 	}
+	s.addMaintenanceStatus(&out)
 	return out
 }
 
@@ -148,6 +155,7 @@ func (s *Server) Stop() {
 		close(s.stopping)
 		s.node.Stop()
 		s.wg.Wait()
+		s.watches.Close()
 		s.transport.Close()
 		for _, l := range s.peerLn {
 			l.Close()

@@ -35,6 +35,7 @@ var rank = map[string]int{
 	"internal/zktree":      4,
 	"internal/apply":       5,
 	"internal/server":      6,
+	"internal/restore":     6,
 	"internal/api/etcd":    7,
 	"internal/api/zk":      7,
 	"internal/embed":       8,

@@ -60,6 +60,14 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCNotSupportedForLearner
 	case errors.Is(err, server.ErrNotLeader):
 		return rpctypes.ErrGRPCNotLeader
+	case errors.Is(err, apply.ErrNoSpace):
+		return rpctypes.ErrGRPCNoSpace
+	case errors.Is(err, apply.ErrCorrupt):
+		return rpctypes.ErrGRPCCorrupt
+	case errors.Is(err, server.ErrBadLeaderTransferee):
+		return rpctypes.ErrGRPCBadLeaderTransferee
+	case errors.Is(err, server.ErrTimeoutLeaderTransfer):
+		return errTimeoutLeaderTransfer
 	case errors.Is(err, server.ErrRemoved):
 		return rpctypes.ErrGRPCStopped
 	case errors.Is(err, context.Canceled):

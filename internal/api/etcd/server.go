@@ -21,6 +21,8 @@ type Member interface {
 	KVMember
 	ClusterMember
 	MaintenanceMember
+	LeaseMember
+	WatchMember
 }
 
 // memberInfo is what every service needs to fill response headers.
@@ -55,6 +57,8 @@ func Register(gs *grpc.Server, m Member) {
 	pb.RegisterKVServer(gs, &kvServer{m: m, h: h})
 	pb.RegisterClusterServer(gs, &clusterServer{m: m, h: h})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{m: m, h: h})
+	pb.RegisterLeaseServer(gs, &leaseServer{m: m, h: h})
+	pb.RegisterWatchServer(gs, &watchServer{m: m, h: h})
 }
 
 // headerer fills the parts of a response header that describe the member.
