@@ -279,10 +279,12 @@ func writeHelp(w io.Writer, table []spec) {
 	add(groupOther, "-h, --help", "print this help and exit")
 
 	var b strings.Builder
-	b.WriteString("Usage: ensemble [flags]\n\n")
-	b.WriteString("Runs one member of an Ensemble cluster: the etcd v3 API and the ZooKeeper\n")
-	b.WriteString("protocol on one Raft-replicated store. With no flags it is a single-member\n")
-	b.WriteString("cluster on 127.0.0.1 with its data in ./default.ensemble.\n\n")
+	b.WriteString("Usage: ensemble [flags]\n")
+	b.WriteString("       ensemble snapshot restore FILE [flags]\n\n")
+	b.WriteString("Runs one member of an Ensemble cluster: the etcd v3 API on a Raft-replicated\n")
+	b.WriteString("store. With no flags it is a single-member cluster on 127.0.0.1 with its data\n")
+	b.WriteString("in ./default.ensemble. 'snapshot restore' turns a snapshot saved from a running\n")
+	b.WriteString("cluster (etcdctl snapshot save) into a new member's data directory.\n\n")
 	b.WriteString("Flags take --flag=value or --flag value. Each can also be set as a key of\n")
 	b.WriteString("the --config-file or as an ENSEMBLE_<FLAG_NAME> environment variable (for\n")
 	b.WriteString("example ENSEMBLE_DATA_DIR). Flags override the file, which overrides the\n")
