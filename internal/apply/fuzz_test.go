@@ -15,7 +15,7 @@ func FuzzDecode(f *testing.F) {
 		{Txn: &pb.TxnRequest{Compare: []*pb.Compare{{Key: []byte("k")}}, Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("k")}}}}}},
 		{Compaction: &pb.CompactionRequest{Revision: 7, Physical: true}},
 	} {
-		b, err := EncodeEtcd(r)
+		b, err := EncodeEtcd(r, 3)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -25,11 +25,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{kindEtcd, 0xff, 0xff, 0xff})
 	f.Add([]byte{99})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := Decode(data)
+		r, term, err := Decode(data)
 		if err != nil || r == nil {
 			return
 		}
-		if _, err := EncodeEtcd(r); err != nil {
+		if _, err := EncodeEtcd(r, term); err != nil {
 			t.Fatalf("decoded request does not encode: %v", err)
 		}
 	})

@@ -137,8 +137,12 @@ func newNode(cfg Config, start func(*raft.Config) raft.Node) *Node {
 		stopc:         make(chan struct{}),
 		donec:         make(chan struct{}),
 	}
-	// What storage holds at start came from disk.
+	// What storage holds at start came from disk, and so does the term: raft
+	// reports a hard state only when it changes.
 	n.persistedIndex, _ = cfg.Storage.LastIndex()
+	if hs, _, err := cfg.Storage.InitialState(); err == nil {
+		n.term.Store(hs.Term)
+	}
 	n.raft = start(rc)
 	go n.run()
 	return n
@@ -308,7 +312,7 @@ func (n *Node) run() {
 	defer n.raft.Stop()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
-	var term uint64
+	term := n.term.Load()
 	for {
 		select {
 		case <-ticker.C:

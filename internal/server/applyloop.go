@@ -84,7 +84,7 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 	kv := s.KV()
 	switch e.Type {
 	case raftpb.EntryNormal:
-		r, err := apply.Decode(e.Data)
+		r, proposalTerm, err := apply.Decode(e.Data)
 		if err != nil {
 			// Every member decodes the same bytes the same way, so skipping
 			// keeps them identical; the error says which entry to look at.
@@ -97,7 +97,11 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 			return
 		}
 		var res *apply.Result
-		if a := r.ClusterMemberAttrSet; a != nil {
+		if apply.Stale(proposalTerm, e.Term) {
+			// Every member skips it alike; its proposer proposes it again.
+			kv.SetConsistentIndex(e.Index, e.Term)
+			res = &apply.Result{Err: apply.ErrStaleProposal}
+		} else if a := r.ClusterMemberAttrSet; a != nil {
 			s.members.setAttributesFrom(a)
 			kv.SetConsistentIndex(e.Index, e.Term)
 			res = &apply.Result{}
@@ -153,7 +157,7 @@ func (s *Server) replayEntry(e *raftpb.Entry) {
 			s.confState = *s.node.ApplyConfChange(cc)
 		}
 	case raftpb.EntryNormal:
-		if r, err := apply.Decode(e.Data); err == nil && r != nil && r.ClusterMemberAttrSet != nil {
+		if r, term, err := apply.Decode(e.Data); err == nil && r != nil && r.ClusterMemberAttrSet != nil && !apply.Stale(term, e.Term) {
 			s.members.setAttributesFrom(r.ClusterMemberAttrSet)
 		}
 	}

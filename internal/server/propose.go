@@ -167,88 +167,92 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 		return nil, err
 	}
 	r.Header = &pb.RequestHeader{ID: s.reqIDs.id()}
-	data, err := apply.EncodeEtcd(r)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > s.cfg.MaxRequestBytes {
+	if r.Size()+9 > s.cfg.MaxRequestBytes {
 		return nil, ErrRequestTooLarge
 	}
 	if err := s.waitLeader(ctx); err != nil {
 		return nil, err
 	}
+	return s.proposeOnce(ctx, r)
+}
+
+// proposeOnce gets r applied exactly once and returns its result.
+//
+// Each attempt is stamped with the term this member sees when it makes it,
+// and the apply loop skips, on every member alike, an entry that reached the
+// log in another term (apply.EncodeEtcd). So an attempt can only be applied
+// within its own term: once an entry of a later term has been applied here,
+// an earlier attempt that has not been applied never will be, wherever it is
+// (lost with a leader, dropped during a hand-off, or still travelling through
+// a paused member). A new attempt is made only then, and only in a later
+// term than the last one, so no two attempts can both be applied.
+func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
 	id := r.Header.ID
 	ch := s.waits.register(id)
-	// Watch for a leader change from before the proposal is handed over, so
-	// that none can slip between the two unnoticed.
-	leaderChanged := s.node.LeaderChanged()
-	if err := s.proposeUntilAccepted(ctx, data); err != nil {
-		s.waits.cancel(id)
-		return nil, s.proposeErr(err)
-	}
+	defer s.waits.cancel(id)
+	var attemptTerm uint64
 	for {
-		select {
-		case res := <-ch:
-			return res, nil
-		case <-leaderChanged:
-			// The proposal may have died with the old leader (dropped while it
-			// handed over, or never replicated). A barrier proposed now, after
-			// it, settles the question: once the barrier is applied, the
-			// proposal is either applied before it or in no log that can
-			// still commit, so proposing it again cannot apply it twice.
-			if err := s.barrier(ctx); err != nil {
-				s.waits.cancel(id)
-				return nil, s.proposeErr(err)
-			}
+		// Watch for a leader change from before the attempt is handed over,
+		// so that none can slip between the two unnoticed.
+		leaderChanged := s.node.LeaderChanged()
+		attemptTerm = s.node.Term()
+		data, err := apply.EncodeEtcd(r, attemptTerm)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.proposeUntilAccepted(ctx, data); err != nil {
+			return nil, s.proposeErr(err)
+		}
+	wait:
+		for {
 			select {
 			case res := <-ch:
-				return res, nil
-			default:
+				if !errors.Is(res.Err, apply.ErrStaleProposal) {
+					return res, nil
+				}
+				// This attempt reached the log in another term and was
+				// skipped everywhere: it is dead, make another.
+				ch = s.waits.register(id)
+				break wait
+			case <-leaderChanged:
+				leaderChanged = s.node.LeaderChanged()
+				if err := s.waitLeader(ctx); err != nil {
+					return nil, err
+				}
+				if s.node.Term() <= attemptTerm {
+					// Same term: the attempt is still either on its way into
+					// this term's log or refused by its leader; a refusal
+					// ends the term (a hand-off), which brings us back here.
+					continue
+				}
+				// Once an entry of the new term is applied here, the attempt
+				// can never be applied any more.
+				if err := s.barrier(ctx); err != nil {
+					return nil, s.proposeErr(err)
+				}
+				select {
+				case res := <-ch:
+					if !errors.Is(res.Err, apply.ErrStaleProposal) {
+						return res, nil
+					}
+					ch = s.waits.register(id)
+				default:
+				}
+				break wait
+			case <-ctx.Done():
+				return nil, s.proposeErr(ctx.Err())
+			case <-s.stopping:
+				return nil, ErrStopped
 			}
-			leaderChanged = s.node.LeaderChanged()
-			if err := s.proposeUntilAccepted(ctx, data); err != nil {
-				s.waits.cancel(id)
-				return nil, s.proposeErr(err)
-			}
-		case <-ctx.Done():
-			s.waits.cancel(id)
-			return nil, s.proposeErr(ctx.Err())
-		case <-s.stopping:
-			s.waits.cancel(id)
-			return nil, ErrStopped
 		}
 	}
 }
 
-// barrier replicates an empty request and waits until it is applied here,
-// proposing it again whenever the leader changes before that (applying it
-// twice does nothing).
+// barrier gets an empty request applied here in the current term or later,
+// which proves to proposeOnce that older attempts are beyond applying.
 func (s *Server) barrier(ctx context.Context) error {
-	r := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}}
-	data, err := apply.EncodeEtcd(r)
-	if err != nil {
-		return err
-	}
-	ch := s.waits.register(r.Header.ID)
-	defer s.waits.cancel(r.Header.ID)
-	for {
-		if err := s.waitLeader(ctx); err != nil {
-			return err
-		}
-		leaderChanged := s.node.LeaderChanged()
-		if err := s.proposeUntilAccepted(ctx, data); err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-leaderChanged:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.stopping:
-			return ErrStopped
-		}
-	}
+	_, err := s.proposeOnce(ctx, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}})
+	return err
 }
 
 // proposeUntilAccepted hands data to raft, waiting out the moments when raft
