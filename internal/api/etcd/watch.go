@@ -5,15 +5,18 @@ import (
 	"errors"
 	"io"
 
+	"ensemble/internal/types"
 	"ensemble/internal/watch"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/metadata"
 )
 
 // WatchMember is what the Watch service needs from a member.
 type WatchMember interface {
 	memberInfo
+	Leader() types.MemberID
 	NewWatchStream() *watch.Stream
 }
 
@@ -26,6 +29,13 @@ type watchServer struct {
 // Watch serves one bidirectional watch stream: requests are read on their
 // own goroutine while responses are sent on this one, in order.
 func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
+	if md, ok := metadata.FromIncomingContext(stream.Context()); ok {
+		// A client that asked for a leader (clientv3.WithRequireLeader) is
+		// refused by a member that has none, as by etcd.
+		if v := md.Get(rpctypes.MetadataRequireLeaderKey); len(v) > 0 && v[0] == rpctypes.MetadataHasLeader && s.m.Leader() == 0 {
+			return rpctypes.ErrGRPCNoLeader
+		}
+	}
 	st := s.m.NewWatchStream()
 	defer st.Close()
 	recvErr := make(chan error, 1)
