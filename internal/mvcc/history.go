@@ -16,9 +16,10 @@ import (
 // To keep read transactions short, it stops once it has examined maxChanges
 // stored changes (of any key; <= 0: no limit), but never inside a revision:
 // next is the first revision not covered, to+1 when all were. It fails with
-// ErrCompacted when from is at or below the compacted revision (a compaction
-// drops the deletions at its own revision, so that revision's changes are no
-// longer complete), and with ErrFutureRev when to is past the current one.
+// ErrCompacted when from is below the compacted revision, and with
+// ErrFutureRev when to is past the current one. From the compaction revision
+// itself it returns what the compaction kept of it, as etcd's watch does (a
+// deletion at exactly that revision is gone with its tombstone).
 func (s *Store) History(key, end []byte, from, to int64, maxChanges int) (evs []mvccpb.Event, next int64, err error) {
 	if from < 1 {
 		from = 1
@@ -40,7 +41,7 @@ func (s *Store) History(key, end []byte, from, to int64, maxChanges int) (evs []
 	s.idxMu.RLock()
 	compacted := s.compactRev
 	s.idxMu.RUnlock()
-	if from <= compacted {
+	if from < compacted {
 		return nil, from, ErrCompacted
 	}
 	if to > cur {

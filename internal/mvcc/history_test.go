@@ -163,10 +163,15 @@ func TestHistoryBounds(t *testing.T) {
 	if _, err := e.s.Compact(e.index, 1, 5); err != nil {
 		t.Fatal(err)
 	}
-	for _, from := range []int64{1, 5} {
+	for _, from := range []int64{1, 4} {
 		if _, _, err := e.s.History([]byte("a"), nil, from, cur, 0); !errors.Is(err, ErrCompacted) {
 			t.Fatalf("History from %d after compaction at 5: %v", from, err)
 		}
+	}
+	// From the compaction revision itself is allowed, as etcd allows a watch
+	// there: what the compaction kept of that revision is returned.
+	if evs, _, err := e.s.History([]byte("a"), nil, 5, cur, 0); err != nil || len(evs) == 0 || evs[0].Kv.ModRevision != 5 {
+		t.Fatalf("History from the compaction revision: %v, %v", evs, err)
 	}
 	evs, next, err := e.s.History([]byte("a"), nil, 6, cur, 0)
 	if err != nil || next != cur+1 || len(evs) != int(cur-5) || evs[0].Kv.ModRevision != 6 {

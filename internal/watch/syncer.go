@@ -84,7 +84,7 @@ func (h *Hub) syncOne(w *watcher) bool {
 			h.mu.Unlock()
 			return true
 		}
-		if c := src.CompactRev(); n <= c {
+		if c := src.CompactRev(); n < c {
 			h.compacted(w, c)
 			h.mu.Unlock()
 			return true
