@@ -111,6 +111,7 @@ func (m *Member) Close() { m.CloseWithin(5 * time.Second) }
 func (m *Member) CloseWithin(drain time.Duration) {
 	m.once.Do(func() {
 		m.Server.HandOffLeadership()
+		m.Server.CloseWatches()
 		done := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(done) }()
 		ctx, cancel := context.WithTimeout(context.Background(), drain)

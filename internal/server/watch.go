@@ -33,3 +33,8 @@ func (s *Server) NewWatchStream() *watch.Stream { return s.watches.NewStream() }
 // notifications get one (etcd's --watch-progress-notify-interval), for
 // streams opened from now on.
 func (s *Server) SetWatchProgressInterval(d time.Duration) { s.watches.SetProgressInterval(d) }
+
+// CloseWatches ends every watch stream on this member, so that a graceful
+// stop need not wait for long-lived streams to end by themselves; clients
+// resume their watches on another member.
+func (s *Server) CloseWatches() { s.watches.Close() }
