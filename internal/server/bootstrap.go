@@ -153,6 +153,11 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 		}
 		s.node = raftnode.Start(rc, peers)
 	}
+	// Peers are served only now that raft exists to take their messages.
+	s.nodeReady.Store(true)
+	for _, l := range s.peerLn {
+		go s.transport.Serve(l)
+	}
 	if len(info.Members) == 1 {
 		// A single member needs no one's vote: lead at once instead of
 		// waiting out an election timeout.
@@ -303,7 +308,6 @@ func (s *Server) startTransport() error {
 			return fmt.Errorf("server: listen for peers on %s: %w", u.Host, err)
 		}
 		s.peerLn = append(s.peerLn, l)
-		go s.transport.Serve(l)
 	}
 	for _, m := range s.members.list() {
 		if m.ID != s.id {

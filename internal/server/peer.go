@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"time"
@@ -9,30 +10,48 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// peerHandler receives what the transport brings from other members.
+// peerHandler receives what the transport brings from other members. The
+// transport dials peers as soon as it exists, a moment before raft does; what
+// arrives in that moment is dropped, and raft sends it again.
 type peerHandler struct{ s *Server }
 
+var errNotReady = errors.New("server: raft not started yet")
+
 func (h peerHandler) Process(ctx context.Context, m raftpb.Message) error {
+	if !h.s.nodeReady.Load() {
+		return errNotReady
+	}
 	return h.s.node.Step(ctx, m)
 }
 
 func (h peerHandler) ReceiveSnapshot(ctx context.Context, m raftpb.Message, db io.Reader, size int64) error {
+	if !h.s.nodeReady.Load() {
+		return errNotReady
+	}
 	if _, err := h.s.snapshot.SaveDBFrom(db, m.Snapshot.Metadata.Index); err != nil {
 		return err
 	}
 	return h.s.node.Step(ctx, m)
 }
 
-func (h peerHandler) ReportUnreachable(id uint64) { h.s.node.ReportUnreachable(id) }
+func (h peerHandler) ReportUnreachable(id uint64) {
+	if h.s.nodeReady.Load() {
+		h.s.node.ReportUnreachable(id)
+	}
+}
 
-func (h peerHandler) ReportSnapshot(id uint64, failed bool) { h.s.node.ReportSnapshot(id, failed) }
+func (h peerHandler) ReportSnapshot(id uint64, failed bool) {
+	if h.s.nodeReady.Load() {
+		h.s.node.ReportSnapshot(id, failed)
+	}
+}
 
 // PeerDisconnected starts a fast failover when the connection to the leader
 // drops: a crashed leader's sockets close at once, so the followers need not
 // wait out an election timeout to notice.
 func (h peerHandler) PeerDisconnected(id uint64) {
 	s := h.s
-	if id == 0 || id != s.node.Leader() || s.node.IsLeader() {
+	if !s.nodeReady.Load() || id == 0 || id != s.node.Leader() || s.node.IsLeader() {
 		return
 	}
 	go s.failover(id)

@@ -75,6 +75,7 @@ type Server struct {
 	confState    raftpb.ConfState
 
 	raftErr            atomic.Pointer[error]
+	nodeReady          atomic.Bool // node is set; the transport may deliver
 	snapshotsInstalled atomic.Uint64
 }
 
