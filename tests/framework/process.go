@@ -228,3 +228,20 @@ func (c *ProcessCluster) Restart(t testing.TB, i int) {
 	}
 	c.WaitReady(t, i)
 }
+
+// RunWithEnsemble is the body of a TestMain for tests of the built binary: it
+// builds cmd/ensemble into a fresh temporary directory, sets *bin to it, runs
+// the tests, removes the directory and returns the exit code.
+func RunWithEnsemble(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "ensemble-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildEnsemble(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
