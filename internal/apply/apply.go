@@ -16,6 +16,9 @@ type Result struct {
 	Err  error // a deterministic error: the request changed nothing
 	// Physical, for a compaction, closes when old history is removed from disk.
 	Physical <-chan struct{}
+	// StaleTerm, with ErrStaleProposal, is the term the skipped attempt was
+	// proposed in, so that its proposer knows which of its attempts it was.
+	StaleTerm uint64
 }
 
 // Applier executes committed etcd requests against the key-value store. It is

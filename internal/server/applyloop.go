@@ -100,7 +100,7 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 		if apply.Stale(proposalTerm, e.Term) {
 			// Every member skips it alike; its proposer proposes it again.
 			kv.SetConsistentIndex(e.Index, e.Term)
-			res = &apply.Result{Err: apply.ErrStaleProposal}
+			res = &apply.Result{Err: apply.ErrStaleProposal, StaleTerm: proposalTerm}
 		} else if a := r.ClusterMemberAttrSet; a != nil {
 			s.members.setAttributesFrom(a)
 			kv.SetConsistentIndex(e.Index, e.Term)

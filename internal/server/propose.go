@@ -29,14 +29,20 @@ func (g *idGenerator) init(id types.MemberID) {
 
 func (g *idGenerator) id() uint64 { return g.prefix | (g.next.Add(1) & (1<<48 - 1)) }
 
-// waitRegistry matches applied results to the requests waiting for them.
+// waitRegistry matches applied results to the requests waiting for them. A
+// request may get several results (skipped stale attempts, then the applied
+// one), so a registration lasts until it is cancelled.
 type waitRegistry struct {
 	mu sync.Mutex
 	m  map[uint64]chan *apply.Result
 }
 
+// resultsPerRequest bounds the results buffered for one request: one per
+// attempt, and attempts are few (one per term in which one is lost).
+const resultsPerRequest = 16
+
 func (w *waitRegistry) register(id uint64) <-chan *apply.Result {
-	ch := make(chan *apply.Result, 1)
+	ch := make(chan *apply.Result, resultsPerRequest)
 	w.mu.Lock()
 	if w.m == nil {
 		w.m = make(map[uint64]chan *apply.Result)
@@ -49,10 +55,12 @@ func (w *waitRegistry) register(id uint64) <-chan *apply.Result {
 func (w *waitRegistry) trigger(id uint64, r *apply.Result) {
 	w.mu.Lock()
 	ch, ok := w.m[id]
-	delete(w.m, id)
 	w.mu.Unlock()
 	if ok {
-		ch <- r
+		select {
+		case ch <- r:
+		default: // the waiter has stopped reading; it cancels soon
+		}
 	}
 }
 
@@ -210,9 +218,13 @@ func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*a
 				if !errors.Is(res.Err, apply.ErrStaleProposal) {
 					return res, nil
 				}
-				// This attempt reached the log in another term and was
-				// skipped everywhere: it is dead, make another.
-				ch = s.waits.register(id)
+				if res.StaleTerm != attemptTerm {
+					// An older attempt, already known dead, surfacing late;
+					// the current one is still on its way.
+					continue
+				}
+				// The current attempt reached the log in another term and
+				// was skipped everywhere: it is dead, make another.
 				break wait
 			case <-leaderChanged:
 				leaderChanged = s.node.LeaderChanged()
@@ -230,13 +242,17 @@ func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*a
 				if err := s.barrier(ctx); err != nil {
 					return nil, s.proposeErr(err)
 				}
-				select {
-				case res := <-ch:
-					if !errors.Is(res.Err, apply.ErrStaleProposal) {
-						return res, nil
+				// Results that arrived meanwhile: an applied one ends the
+				// request; skipped ones only confirm what the barrier proved.
+				for drained := false; !drained; {
+					select {
+					case res := <-ch:
+						if !errors.Is(res.Err, apply.ErrStaleProposal) {
+							return res, nil
+						}
+					default:
+						drained = true
 					}
-					ch = s.waits.register(id)
-				default:
 				}
 				break wait
 			case <-ctx.Done():
