@@ -121,3 +121,75 @@ func TestStaleRule(t *testing.T) {
 		}
 	}
 }
+
+// TestLateStaleAttemptDoesNotStartAnother is the regression test for the
+// second double apply the robustness suite found (long run, split-5): the
+// stale result of an older attempt, arriving while the current attempt is on
+// its way, must not be taken for the current attempt's death.
+func TestLateStaleAttemptDoesNotStartAnother(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	s := startSingle(t, dir, port)
+	oldTerm := s.node.Term()
+	s.Stop()
+	s = startSingle(t, dir, port)
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: []byte("v0")}); err != nil {
+		t.Fatal(err)
+	}
+	kv := s.KV()
+	rev := kv.Rev()
+
+	// Pause the apply loop: it waits for the store's writer while we hold it.
+	ci, ct := kv.ConsistentIndex()
+	hold := kv.Write(ci, ct)
+	propose := func(r *pb.InternalRaftRequest, term uint64) {
+		t.Helper()
+		data, err := apply.EncodeEtcd(r, term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.node.Propose(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Something for the loop to stop at, then the stranded older attempt of
+	// the request, then (through proposeOnce) its current attempt.
+	base := s.node.Status().Commit
+	propose(&pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}, Put: &pb.PutRequest{Key: []byte("other"), Value: []byte("x")}}, s.node.Term())
+	r := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}, Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("once")}}
+	stale := &pb.InternalRaftRequest{Header: r.Header, Put: r.Put}
+	propose(stale, oldTerm)
+	// Wait until both are committed, so that the attempt lands after them.
+	for s.node.Status().Commit < base+2 {
+		time.Sleep(time.Millisecond)
+	}
+	before := s.node.Status().Commit
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.proposeOnce(ctx, r)
+		done <- err
+	}()
+	for s.node.Status().Commit < before+1 {
+		time.Sleep(time.Millisecond)
+	}
+	hold.End()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Let anything else the proposer may have started be applied, then look.
+	if _, err := s.Put(ctx, &pb.PutRequest{Key: []byte("sentinel"), Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Range(ctx, &pb.RangeRequest{Key: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Kvs[0]; string(v.Value) != "once" || v.Version != 2 {
+		t.Fatalf("k = %q at version %d, want \"once\" at version 2 (written exactly once)", v.Value, v.Version)
+	}
+	if s.KV().Rev() != rev+3 { // other, k, sentinel
+		t.Fatalf("revision moved from %d to %d, want %d", rev, s.KV().Rev(), rev+3)
+	}
+}
