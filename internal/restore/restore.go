@@ -20,6 +20,7 @@ import (
 	"ensemble/internal/apply"
 	"ensemble/internal/backend"
 	"ensemble/internal/mvcc"
+	"ensemble/internal/vfs"
 )
 
 // Errors of Restore.
@@ -198,21 +199,9 @@ func writeDB(f *os.File, dbBytes int64, memberDir string, lg *slog.Logger) (Resu
 		return Result{}, fmt.Errorf("restore: %w", err)
 	}
 	for _, d := range []string{memberDir, filepath.Dir(memberDir), filepath.Dir(filepath.Dir(memberDir))} {
-		if err := syncDir(d); err != nil {
+		if err := vfs.OS().SyncDir(d); err != nil {
 			return Result{}, fmt.Errorf("restore: sync %s: %w", d, err)
 		}
 	}
 	return res, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
