@@ -133,22 +133,28 @@ func run(args []string) int {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(float64(len(all))*p))]
-	}
+	pct := percentiles(lats)
 	for e, n := range errKinds {
 		fmt.Fprintf(os.Stderr, "ensemble-load: %d x %s\n", n, e)
 	}
 	fmt.Printf("op=%s clients=%d conns=%d ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
 		*op, *clients, *conns, ops.Load(), errs.Load(), float64(ops.Load())/elapsed.Seconds(),
-		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), pct(0.999).Round(10*time.Microsecond))
+		pct(0.50), pct(0.90), pct(0.99), pct(0.999))
 	return 0
+}
+
+// percentiles merges per-client latencies and returns a function giving the
+// p-th percentile (0..1), rounded to 10 µs; 0 when there are none.
+func percentiles(lats [][]time.Duration) func(p float64) time.Duration {
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(float64(len(all))*p))].Round(10 * time.Microsecond)
+	}
 }

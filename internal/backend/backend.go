@@ -288,19 +288,24 @@ type snapshot struct {
 
 func (s *snapshot) Size() int64 { return s.size }
 
+// committedReadTx commits the batch and begins a read transaction that holds
+// exactly what was committed: it is begun under the batch lock, so that no
+// later write can be in it.
+func (b *Backend) committedReadTx() (*bolt.Tx, error) {
+	b.batch.Lock()
+	defer b.batch.Unlock()
+	b.batch.commit(false)
+	if err := b.batch.err; err != nil {
+		return nil, err
+	}
+	return b.db.Begin(false)
+}
+
 // Snapshot commits the batch and returns a stream of the database as of that
 // commit. The stream holds a read transaction until it has been read to the
 // end or closed, so callers must do one of the two.
 func (b *Backend) Snapshot() (Snapshot, error) {
-	b.batch.Lock()
-	b.batch.commit(false)
-	err := b.batch.err
-	var tx *bolt.Tx
-	if err == nil {
-		// Begun under the batch lock so that no later write can be in it.
-		tx, err = b.db.Begin(false)
-	}
-	b.batch.Unlock()
+	tx, err := b.committedReadTx()
 	if err != nil {
 		return nil, fmt.Errorf("backend: snapshot: %w", err)
 	}

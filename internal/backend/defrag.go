@@ -140,14 +140,7 @@ func syncDir(dir string) error {
 // as of a commit made for the purpose, skipping the keys ignore picks (nil:
 // none). Members holding the same state hash alike.
 func (b *Backend) Hash(ignore func(bucket, key []byte) bool) (uint32, error) {
-	b.batch.Lock()
-	b.batch.commit(false)
-	err := b.batch.err
-	var tx *bolt.Tx
-	if err == nil {
-		tx, err = b.db.Begin(false)
-	}
-	b.batch.Unlock()
+	tx, err := b.committedReadTx()
 	if err != nil {
 		return 0, fmt.Errorf("backend: hash: %w", err)
 	}
