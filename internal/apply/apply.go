@@ -5,6 +5,7 @@ import (
 
 	"ensemble/internal/lease"
 	"ensemble/internal/mvcc"
+	"ensemble/internal/zktree"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -12,7 +13,7 @@ import (
 // Result is the outcome of one applied request, handed back to the member
 // that proposed it.
 type Result struct {
-	Resp any   // *pb.PutResponse, *pb.DeleteRangeResponse, *pb.TxnResponse, *pb.CompactionResponse
+	Resp any   // *pb.PutResponse, *pb.DeleteRangeResponse, *pb.TxnResponse, *pb.CompactionResponse, zktree.Result
 	Err  error // a deterministic error: the request changed nothing
 	// Physical, for a compaction, closes when old history is removed from disk.
 	Physical <-chan struct{}
@@ -29,6 +30,7 @@ type Applier struct {
 	lg     *slog.Logger
 	alarms alarmSet
 	lessor *lease.Lessor
+	zk     *zktree.Tree
 }
 
 // New returns an applier over kv.
@@ -50,6 +52,10 @@ func (a *Applier) Apply(index, term uint64, r *pb.InternalRaftRequest) *Result {
 	}
 	if res, ok := a.applyLease(index, term, r); ok {
 		return res
+	}
+	if writesReserved(r) {
+		a.kv.SetConsistentIndex(index, term)
+		return &Result{Err: ErrReserved}
 	}
 	switch {
 	case r.Alarm != nil:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"ensemble/internal/zktree"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -13,6 +15,7 @@ import (
 const (
 	kindEtcd     byte = 1 // an etcdserverpb.InternalRaftRequest
 	kindEtcdTerm byte = 2 // the term it was proposed in (8 bytes), then the request
+	kindZK       byte = 3 // the proposal term (8 bytes), the request id (8 bytes), a zktree.Command
 )
 
 // ErrBadEntry marks log data that cannot be decoded. A committed entry that
@@ -43,9 +46,57 @@ func EncodeEtcd(r *pb.InternalRaftRequest, term uint64) ([]byte, error) {
 	return buf, nil
 }
 
-// Decode decodes the data of a normal entry and the term it was proposed in
-// (0 when the entry carries none). Empty data (the no-op a new leader
-// appends) decodes to nil and no error.
+// EncodeZK encodes a ZooKeeper command for the log, with the id its
+// proposer waits on and the term it is proposed in (see EncodeEtcd).
+func EncodeZK(id uint64, c *zktree.Command, term uint64) ([]byte, error) {
+	body, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 17, 17+len(body))
+	buf[0] = kindZK
+	binary.BigEndian.PutUint64(buf[1:9], term)
+	binary.BigEndian.PutUint64(buf[9:17], id)
+	return append(buf, body...), nil
+}
+
+// Entry is a decoded normal entry: an etcd request or a ZooKeeper command.
+type Entry struct {
+	// Term is the term the entry was proposed in; 0 when it carries none.
+	Term uint64
+	// ID is the request id its proposer waits on; 0 for none.
+	ID   uint64
+	Etcd *pb.InternalRaftRequest
+	ZK   *zktree.Command
+}
+
+// DecodeEntry decodes the data of a normal entry. Empty data (the no-op a new
+// leader appends) decodes to an empty Entry and no error.
+func DecodeEntry(data []byte) (Entry, error) {
+	if len(data) > 0 && data[0] == kindZK {
+		if len(data) < 17 {
+			return Entry{}, fmt.Errorf("%w: short ZooKeeper command header", ErrBadEntry)
+		}
+		c, err := zktree.UnmarshalCommand(data[17:])
+		if err != nil {
+			return Entry{}, fmt.Errorf("%w: %v", ErrBadEntry, err)
+		}
+		return Entry{Term: binary.BigEndian.Uint64(data[1:9]), ID: binary.BigEndian.Uint64(data[9:17]), ZK: c}, nil
+	}
+	r, term, err := Decode(data)
+	if err != nil || r == nil {
+		return Entry{}, err
+	}
+	e := Entry{Term: term, Etcd: r}
+	if r.Header != nil {
+		e.ID = r.Header.ID
+	}
+	return e, nil
+}
+
+// Decode decodes the data of a normal entry that holds an etcd request, and
+// the term it was proposed in (0 when the entry carries none). Empty data
+// (the no-op a new leader appends) decodes to nil and no error.
 func Decode(data []byte) (*pb.InternalRaftRequest, uint64, error) {
 	if len(data) == 0 {
 		return nil, 0, nil

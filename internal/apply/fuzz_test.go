@@ -3,6 +3,9 @@ package apply
 import (
 	"testing"
 
+	"ensemble/internal/api/zk/jute"
+	"ensemble/internal/zktree"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -24,13 +27,26 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{kindEtcd, 0xff, 0xff, 0xff})
 	f.Add([]byte{99})
+	zkData, err := EncodeZK(9, &zktree.Command{Session: 5, Time: 6, Op: jute.OpDelete, Req: &jute.DeleteRequest{Path: "/a", Version: -1}}, 3)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(zkData)
+	f.Add([]byte{kindZK, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, term, err := Decode(data)
-		if err != nil || r == nil {
+		e, err := DecodeEntry(data)
+		if err != nil {
 			return
 		}
-		if _, err := EncodeEtcd(r, term); err != nil {
-			t.Fatalf("decoded request does not encode: %v", err)
+		switch {
+		case e.Etcd != nil:
+			if _, err := EncodeEtcd(e.Etcd, e.Term); err != nil {
+				t.Fatalf("decoded request does not encode: %v", err)
+			}
+		case e.ZK != nil:
+			if _, err := EncodeZK(e.ID, e.ZK, e.Term); err != nil {
+				t.Fatalf("decoded command does not encode: %v", err)
+			}
 		}
 	})
 }

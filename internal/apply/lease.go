@@ -3,6 +3,7 @@ package apply
 import (
 	"ensemble/internal/lease"
 	"ensemble/internal/types"
+	"ensemble/internal/zktree"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -13,6 +14,7 @@ import (
 func (a *Applier) SetLessor(l *lease.Lessor) {
 	a.lessor = l
 	a.leases = l
+	a.zk = zktree.New(l)
 }
 
 // applyLease executes a lease request; ok is false if r holds none.
@@ -50,6 +52,11 @@ func (a *Applier) leaseRevoke(index, term uint64, req *pb.LeaseRevokeRequest) *R
 		return &Result{Err: lease.ErrLeaseNotFound}
 	}
 	w := a.kv.Write(index, term)
+	if a.lessor.LeaseExists(types.LeaseID(req.ID)) {
+		// A ZooKeeper session is a lease: its ephemeral nodes go with it, and
+		// their parents' Stat changes in the same revision.
+		a.zk.RemoveSession(w, req.ID)
+	}
 	err := a.lessor.Revoke(w, types.LeaseID(req.ID))
 	w.End()
 	if err != nil {

@@ -65,8 +65,20 @@ type Config struct {
 	// stores the effective value.
 	QuotaBackendBytes int64
 
+	// ListenZKAddr is the ZooKeeper client address; empty: no ZooKeeper port.
+	ListenZKAddr string
+	// ZKTickTime is ZooKeeper's tickTime, the unit of session timeouts.
+	ZKTickTime time.Duration
+	// ZKMaxBuffer is ZooKeeper's jute.maxbuffer.
+	ZKMaxBuffer int
+	// ZK4LWWhitelist are the four-letter words answered; "*" is all.
+	ZK4LWWhitelist []string
+
 	LogLevel slog.Level
 }
+
+// FourLetterWords are the ZooKeeper four-letter words Ensemble can answer.
+var FourLetterWords = []string{"ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro"}
 
 // Default returns the embedded defaults: a single-member cluster named
 // "default" on 127.0.0.1 (clients on 2379, peers on 2380) with its data in
@@ -167,6 +179,12 @@ func (c *Config) Validate() error {
 	}
 	if c.QuotaBackendBytes < 0 {
 		return invalid("quota-backend-bytes", strconv.FormatInt(c.QuotaBackendBytes, 10), "must not be negative")
+	}
+	if c.ZKTickTime < time.Millisecond {
+		return invalid("zk-tick-time", msString(c.ZKTickTime), "must be at least 1 millisecond")
+	}
+	if c.ZKMaxBuffer < 1024 {
+		return invalid("zk-max-buffer", strconv.Itoa(c.ZKMaxBuffer), "must be at least 1024 bytes")
 	}
 	switch c.LogLevel {
 	case slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError:

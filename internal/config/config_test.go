@@ -86,6 +86,10 @@ func defaultWant(t *testing.T) *Config {
 		MaxRequestBytes:          1572864,
 		MaxTxnOps:                128,
 		QuotaBackendBytes:        8 << 30,
+		ListenZKAddr:             "127.0.0.1:2181",
+		ZKTickTime:               2000 * time.Millisecond,
+		ZKMaxBuffer:              1048575,
+		ZK4LWWhitelist:           []string{"srvr", "ruok", "isro", "mntr"},
 		LogLevel:                 slog.LevelInfo,
 	}
 }
@@ -131,6 +135,10 @@ func allValues() [][2]string {
 		{"max-request-bytes", "4096"},
 		{"max-txn-ops", "9"},
 		{"quota-backend-bytes", "1048576"},
+		{"listen-zk-addr", "0.0.0.0:12181"},
+		{"zk-tick-time", "500"},
+		{"zk-max-buffer", "4096"},
+		{"zk-4lw-whitelist", "ruok,stat"},
 		{"log-level", "debug"},
 	}
 }
@@ -155,6 +163,10 @@ func allWant(t *testing.T) *Config {
 		MaxRequestBytes:     4096,
 		MaxTxnOps:           9,
 		QuotaBackendBytes:   1048576,
+		ListenZKAddr:        "0.0.0.0:12181",
+		ZKTickTime:          500 * time.Millisecond,
+		ZKMaxBuffer:         4096,
+		ZK4LWWhitelist:      []string{"ruok", "stat"},
 		LogLevel:            slog.LevelDebug,
 	}
 }
@@ -546,5 +558,18 @@ func TestValidate(t *testing.T) {
 	c.QuotaBackendBytes = 0
 	if err := c.Validate(); err != nil {
 		t.Errorf("quota 0: %v", err)
+	}
+}
+
+func TestZooKeeperFlags(t *testing.T) {
+	if c := mustParse(t, []string{"--listen-zk-addr="}, nil); c.ListenZKAddr != "" {
+		t.Errorf("--listen-zk-addr= gives %q, want the port disabled", c.ListenZKAddr)
+	}
+	parseErr(t, []string{"--listen-zk-addr", "2181"}, nil, ErrInvalid, "--listen-zk-addr", "host:port")
+	parseErr(t, []string{"--zk-4lw-whitelist", "ruok,kill"}, nil, ErrInvalid, "--zk-4lw-whitelist", `"kill"`)
+	parseErr(t, []string{"--zk-max-buffer", "10"}, nil, ErrInvalid, "--zk-max-buffer", "at least 1024")
+	parseErr(t, []string{"--zk-tick-time", "0"}, nil, ErrInvalid, "--zk-tick-time", "at least 1 millisecond")
+	if c := mustParse(t, []string{"--zk-4lw-whitelist", "*"}, nil); len(c.ZK4LWWhitelist) != 1 || c.ZK4LWWhitelist[0] != "*" {
+		t.Errorf("--zk-4lw-whitelist=* gives %v", c.ZK4LWWhitelist)
 	}
 }

@@ -2,8 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +31,7 @@ const (
 	groupMember     = "Member"
 	groupClustering = "Clustering"
 	groupLimits     = "Limits"
+	groupZooKeeper  = "ZooKeeper"
 	groupLogging    = "Logging"
 	groupOther      = "Other"
 )
@@ -99,6 +103,42 @@ func specs() []spec {
 					return errors.New("must be an integer number of bytes")
 				}
 				c.QuotaBackendBytes = n
+				return nil
+			}},
+
+		{name: "listen-zk-addr", group: groupZooKeeper, hint: "host:port", def: "127.0.0.1:2181",
+			help: "address to serve ZooKeeper clients on (port 0: the kernel picks one); empty disables it",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					c.ListenZKAddr = ""
+					return nil
+				}
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("must be host:port, or empty to disable the ZooKeeper port")
+				}
+				c.ListenZKAddr = v
+				return nil
+			}},
+		{name: "zk-tick-time", group: groupZooKeeper, hint: "ms", def: "2000",
+			help: "ZooKeeper's tickTime: session timeouts are negotiated into [2, 20] ticks, in milliseconds",
+			set:  msSetter(func(c *Config) *time.Duration { return &c.ZKTickTime })},
+		{name: "zk-max-buffer", group: groupZooKeeper, hint: "bytes", def: "1048575",
+			help: "ZooKeeper's jute.maxbuffer: largest ZooKeeper packet; a larger one closes its connection",
+			set:  intSetter(func(c *Config) *int { return &c.ZKMaxBuffer }, "must be an integer number of bytes")},
+		{name: "zk-4lw-whitelist", group: groupZooKeeper, hint: "words", def: "srvr,ruok,isro,mntr", list: true,
+			help: "four-letter words answered on the ZooKeeper port (ruok srvr stat mntr conf cons envi wchs isro, or *)",
+			set: func(c *Config, v string) error {
+				c.ZK4LWWhitelist = nil
+				for _, w := range strings.Split(v, ",") {
+					w = strings.TrimSpace(w)
+					if w == "" {
+						continue
+					}
+					if w != "*" && !slices.Contains(FourLetterWords, w) {
+						return fmt.Errorf("unknown four-letter word %q", w)
+					}
+					c.ZK4LWWhitelist = append(c.ZK4LWWhitelist, w)
+				}
 				return nil
 			}},
 

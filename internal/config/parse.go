@@ -260,7 +260,7 @@ func deref(n *yaml.Node) *yaml.Node {
 // writeHelp prints the usage line and every flag with its default, grouped.
 func writeHelp(w io.Writer, table []spec) {
 	type line struct{ left, right string }
-	groups := []string{groupMember, groupClustering, groupLimits, groupLogging, groupOther}
+	groups := []string{groupMember, groupClustering, groupLimits, groupZooKeeper, groupLogging, groupOther}
 	byGroup := make(map[string][]line)
 	width := 0
 	add := func(group, left, right string) {

@@ -84,7 +84,7 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 	kv := s.KV()
 	switch e.Type {
 	case raftpb.EntryNormal:
-		r, proposalTerm, err := apply.Decode(e.Data)
+		ent, err := apply.DecodeEntry(e.Data)
 		if err != nil {
 			// Every member decodes the same bytes the same way, so skipping
 			// keeps them identical; the error says which entry to look at.
@@ -92,24 +92,28 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 			kv.SetConsistentIndex(e.Index, e.Term)
 			return
 		}
-		if r == nil {
+		r := ent.Etcd
+		if r == nil && ent.ZK == nil {
 			kv.SetConsistentIndex(e.Index, e.Term)
 			return
 		}
 		var res *apply.Result
-		if apply.Stale(proposalTerm, e.Term) {
+		switch {
+		case apply.Stale(ent.Term, e.Term):
 			// Every member skips it alike; its proposer proposes it again.
 			kv.SetConsistentIndex(e.Index, e.Term)
-			res = &apply.Result{Err: apply.ErrStaleProposal, StaleTerm: proposalTerm}
-		} else if a := r.ClusterMemberAttrSet; a != nil {
-			s.members.setAttributesFrom(a)
+			res = &apply.Result{Err: apply.ErrStaleProposal, StaleTerm: ent.Term}
+		case ent.ZK != nil:
+			res = s.applier.ApplyZK(e.Index, e.Term, ent.ZK)
+		case r.ClusterMemberAttrSet != nil:
+			s.members.setAttributesFrom(r.ClusterMemberAttrSet)
 			kv.SetConsistentIndex(e.Index, e.Term)
 			res = &apply.Result{}
-		} else {
+		default:
 			res = s.applier.Apply(e.Index, e.Term, r)
 		}
-		if r.Header != nil {
-			s.waits.trigger(r.Header.ID, res)
+		if ent.ID != 0 {
+			s.waits.trigger(ent.ID, res)
 		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange

@@ -164,7 +164,8 @@ func New(cfg *config.Config, lg *slog.Logger) (*Server, error) {
 		go s.node.Campaign(context.Background())
 	}
 	s.reads.init()
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go s.zkReaper()
 	go s.watchRemoval()
 	go s.applyLoop()
 	go s.readLoop()

@@ -181,7 +181,12 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	if err := s.waitLeader(ctx); err != nil {
 		return nil, err
 	}
-	return s.proposeOnce(ctx, r)
+	return s.proposeOnce(ctx, r.Header.ID, etcdEncoder(r))
+}
+
+// etcdEncoder encodes r for the log, stamped with an attempt's term.
+func etcdEncoder(r *pb.InternalRaftRequest) func(term uint64) ([]byte, error) {
+	return func(term uint64) ([]byte, error) { return apply.EncodeEtcd(r, term) }
 }
 
 // proposeOnce gets r applied exactly once and returns its result.
@@ -194,8 +199,10 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 // (lost with a leader, dropped during a hand-off, or still travelling through
 // a paused member). A new attempt is made only then, and only in a later
 // term than the last one, so no two attempts can both be applied.
-func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
-	id := r.Header.ID
+//
+// id is the request id the apply loop answers; encode encodes the request
+// for the log, stamped with the attempt's term.
+func (s *Server) proposeOnce(ctx context.Context, id uint64, encode func(term uint64) ([]byte, error)) (*apply.Result, error) {
 	ch := s.waits.register(id)
 	defer s.waits.cancel(id)
 	var attemptTerm uint64
@@ -204,7 +211,7 @@ func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*a
 		// so that none can slip between the two unnoticed.
 		leaderChanged := s.node.LeaderChanged()
 		attemptTerm = s.node.Term()
-		data, err := apply.EncodeEtcd(r, attemptTerm)
+		data, err := encode(attemptTerm)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +274,8 @@ func (s *Server) proposeOnce(ctx context.Context, r *pb.InternalRaftRequest) (*a
 // barrier gets an empty request applied here in the current term or later,
 // which proves to proposeOnce that older attempts are beyond applying.
 func (s *Server) barrier(ctx context.Context) error {
-	_, err := s.proposeOnce(ctx, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}})
+	r := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: s.reqIDs.id()}}
+	_, err := s.proposeOnce(ctx, r.Header.ID, etcdEncoder(r))
 	return err
 }
 

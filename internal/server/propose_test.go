@@ -168,7 +168,7 @@ func TestLateStaleAttemptDoesNotStartAnother(t *testing.T) {
 	before := s.node.Status().Commit
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.proposeOnce(ctx, r)
+		_, err := s.proposeOnce(ctx, r.Header.ID, etcdEncoder(r))
 		done <- err
 	}()
 	for s.node.Status().Commit < before+1 {

@@ -54,6 +54,8 @@ type Server struct {
 	applier  *apply.Applier
 	lease    leaseSide
 	watches  *watch.Hub
+	// observers feed the watch hub and the ZooKeeper front end.
+	observers observers
 
 	node      *raftnode.Node
 	transport *transport.Transport

@@ -11,7 +11,8 @@ import (
 func (s *Server) startWatches() {
 	kv := s.KV()
 	s.watches = watch.New(kv, watch.Options{Logger: s.lg, MaxResponseBytes: s.cfg.MaxRequestBytes})
-	kv.SetObserver(s.watches)
+	s.observers.hub = s.watches
+	kv.SetObserver(&s.observers)
 }
 
 // resetWatches moves the watchers onto a store that a leader's snapshot
@@ -21,7 +22,8 @@ func (s *Server) startWatches() {
 func (s *Server) resetWatches() {
 	kv := s.KV()
 	s.watches.Reset(kv)
-	kv.SetObserver(s.watches)
+	s.resetZK(kv.Rev())
+	kv.SetObserver(&s.observers)
 }
 
 // NewWatchStream opens a watch stream on this member. Watches are served

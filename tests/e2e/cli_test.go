@@ -52,11 +52,12 @@ func runEnsemble(t *testing.T, args ...string) (string, string, int) {
 // ports and inside the test's directories; the flags under test come after
 // them and so override them.
 func hermeticFlags(t *testing.T) []string {
-	ports := framework.FreePorts(t, 2)
+	ports := framework.FreePorts(t, 3)
 	return []string{
 		"--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		"--listen-zk-addr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 type node struct {
 	name, client, peer, dir string
+	zk                      string
 	proc                    *framework.Process
 }
 
@@ -25,6 +26,7 @@ func (n *node) args(cluster, state string) []string {
 		"--name", n.name, "--data-dir", n.dir,
 		"--listen-client-urls", n.client, "--advertise-client-urls", n.client,
 		"--listen-peer-urls", n.peer, "--initial-advertise-peer-urls", n.peer,
+		"--listen-zk-addr", n.zk,
 		"--initial-cluster", cluster, "--initial-cluster-state", state,
 		"--initial-cluster-token", "grow", "--heartbeat-interval", "20", "--election-timeout", "200",
 	}
@@ -63,13 +65,14 @@ func waitCount(t *testing.T, cli *clientv3.Client, prefix string, want int64) {
 
 func TestGrowPromoteAndShrinkCluster(t *testing.T) {
 	dir := t.TempDir()
-	ports := framework.FreePorts(t, 6)
+	ports := framework.FreePorts(t, 9)
 	nodes := make([]*node, 3)
 	for i := range nodes {
 		nodes[i] = &node{
 			name:   fmt.Sprintf("m%d", i+1),
 			client: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			peer:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			zk:     fmt.Sprintf("127.0.0.1:%d", ports[6+i]),
 			dir:    filepath.Join(dir, fmt.Sprintf("m%d.ensemble", i+1)),
 		}
 	}

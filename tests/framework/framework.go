@@ -39,6 +39,7 @@ type MemberSpec struct {
 	DataDir    string
 	ClientURL  string
 	PeerURL    string
+	ZKAddr     string // host:port of the ZooKeeper port
 	ExtraFlags []string
 }
 
@@ -55,7 +56,7 @@ type ClusterSpec struct {
 // NewClusterSpec lays out size members with fresh ports and data directories
 // under dir.
 func NewClusterSpec(t testing.TB, size int, dir string, extra ...string) ClusterSpec {
-	ports := FreePorts(t, 2*size)
+	ports := FreePorts(t, 3*size)
 	spec := ClusterSpec{Token: fmt.Sprintf("test-%d", time.Now().UnixNano())}
 	for i := range size {
 		spec.Members = append(spec.Members, MemberSpec{
@@ -63,6 +64,7 @@ func NewClusterSpec(t testing.TB, size int, dir string, extra ...string) Cluster
 			DataDir:    fmt.Sprintf("%s/m%d.ensemble", dir, i+1),
 			ClientURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			PeerURL:    fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			ZKAddr:     fmt.Sprintf("127.0.0.1:%d", ports[2*size+i]),
 			ExtraFlags: extra,
 		})
 	}
@@ -91,6 +93,7 @@ func (c ClusterSpec) Args(i int) []string {
 		"--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
+		"--listen-zk-addr", m.ZKAddr,
 		"--initial-cluster", c.InitialCluster(),
 		"--initial-cluster-token", c.Token,
 		"--initial-cluster-state", "new",
@@ -98,6 +101,15 @@ func (c ClusterSpec) Args(i int) []string {
 		"--election-timeout", "200",
 	}
 	return append(args, m.ExtraFlags...)
+}
+
+// ZKAddrs are the ZooKeeper addresses of every member.
+func (c ClusterSpec) ZKAddrs() []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = m.ZKAddr
+	}
+	return out
 }
 
 // Endpoints are the client URLs of every member.

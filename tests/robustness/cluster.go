@@ -34,6 +34,7 @@ type member struct {
 	idx                   int
 	name, dir, log        string
 	clientURL             string
+	zkAddr                string
 	peerListen, peerProxy string // its own 127.0.0.x listener, and the proxy in front of it
 	state                 string // --initial-cluster-state
 	initialCluster        string
@@ -109,6 +110,10 @@ func (c *Cluster) newMember() (*member, error) {
 	if err != nil {
 		return nil, err
 	}
+	zkPort, err := freePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
 	peerListen := fmt.Sprintf("%s:%d", ip, peerPort)
 	proxyAddr, err := c.Net.AddProxy(idx, peerListen)
 	if err != nil {
@@ -120,6 +125,7 @@ func (c *Cluster) newMember() (*member, error) {
 		dir:        filepath.Join(c.dir, fmt.Sprintf("m%d.ensemble", idx+1)),
 		log:        filepath.Join(c.dir, fmt.Sprintf("m%d.log", idx+1)),
 		clientURL:  fmt.Sprintf("http://127.0.0.1:%d", clientPort),
+		zkAddr:     fmt.Sprintf("127.0.0.1:%d", zkPort),
 		peerListen: "http://" + peerListen,
 		peerProxy:  "http://" + proxyAddr,
 	}
@@ -158,6 +164,7 @@ func (m *member) args(token string) []string {
 		"--listen-peer-urls", m.peerListen, "--initial-advertise-peer-urls", m.peerProxy,
 		"--initial-cluster", m.initialCluster, "--initial-cluster-state", m.state,
 		"--initial-cluster-token", token,
+		"--listen-zk-addr", m.zkAddr,
 	}
 	return append(args, clusterFlags()...)
 }

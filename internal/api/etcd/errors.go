@@ -32,6 +32,8 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCKeyNotFound
 	case errors.Is(err, apply.ErrLeaseNotFound):
 		return rpctypes.ErrGRPCLeaseNotFound
+	case errors.Is(err, apply.ErrReserved):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, server.ErrNoLeader):
 		return rpctypes.ErrGRPCNoLeader
 	case errors.Is(err, server.ErrTimeout):
