@@ -13,6 +13,7 @@ import (
 	"time"
 
 	etcdapi "ensemble/internal/api/etcd"
+	zkapi "ensemble/internal/api/zk"
 	"ensemble/internal/config"
 	"ensemble/internal/server"
 
@@ -28,6 +29,8 @@ type Member struct {
 	grpc   *grpc.Server
 	self   *clientv3.Client
 	lns    []net.Listener
+	zk     *zkapi.Server
+	zkLn   net.Listener
 	wg     sync.WaitGroup
 	once   sync.Once
 }
@@ -83,6 +86,10 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 		}(l)
 	}
 	lg.Info("serving clients", "urls", urls(cfg.ListenClientURLs))
+	if err := m.startZK(cfg); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -112,6 +119,11 @@ func (m *Member) CloseWithin(drain time.Duration) {
 	m.once.Do(func() {
 		m.Server.HandOffLeadership()
 		m.Server.CloseWatches()
+		if m.zk != nil {
+			// ZooKeeper clients move to another member and keep their
+			// sessions, as they do when a ZooKeeper server goes away.
+			m.zk.Close()
+		}
 		done := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(done) }()
 		ctx, cancel := context.WithTimeout(context.Background(), drain)
