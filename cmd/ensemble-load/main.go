@@ -1,5 +1,6 @@
-// Command ensemble-load drives an etcd v3 endpoint (Ensemble or etcd itself)
-// with many concurrent clients and reports throughput and latency
+// Command ensemble-load drives an etcd v3 endpoint (Ensemble or etcd itself),
+// or a ZooKeeper endpoint (Ensemble or ZooKeeper itself), with many
+// concurrent clients and reports throughput and latency
 // percentiles, so that both can be measured side by side on one machine.
 //
 //	ensemble-load --endpoints 127.0.0.1:2379 --op put --clients 256 --conns 16 --duration 10s
@@ -26,7 +27,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("ensemble-load", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
-	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable) | keepalive (LeaseKeepAliveOnce, one lease per client) | watch-latency (put -> event fan-out)")
+	op := fs.String("op", "put", "put | get (linearizable) | sget (serializable) | keepalive (LeaseKeepAliveOnce, one lease per client) | watch-latency (put -> event fan-out) | zk-create | zk-set | zk-get (ZooKeeper port; --conns sessions)")
 	clients := fs.Int("clients", 16, "concurrent clients (goroutines)")
 	conns := fs.Int("conns", 1, "gRPC connections the clients share")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
@@ -36,12 +37,16 @@ func run(args []string) int {
 	watchers := fs.Int("watchers", 1000, "watch-latency: watchers on the one key")
 	streams := fs.Int("streams", 10, "watch-latency: gRPC watch streams the watchers are spread over")
 	rate := fs.Int("rate", 100, "watch-latency: puts per second")
+	zkServers := fs.String("zk-servers", "127.0.0.1:2181", "zk-*: comma-separated ZooKeeper servers")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *clients < 1 || *conns < 1 || *keys < 1 {
 		fmt.Fprintln(os.Stderr, "ensemble-load: --clients, --conns and --keys must be positive")
 		return 2
+	}
+	if strings.HasPrefix(*op, "zk-") {
+		return zkLoad(strings.Split(*zkServers, ","), *op, *clients, *conns, *keys, *valSize, *duration)
 	}
 	var clis []*clientv3.Client
 	for range *conns {
