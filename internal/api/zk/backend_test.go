@@ -40,6 +40,10 @@ type testBackend struct {
 	// leader would.
 	failPropose atomic.Bool
 	proposals   atomic.Int64
+	// afterApply, if set, runs once after the next proposal is applied and
+	// before its proposer hears of it: a change by someone else that lands
+	// while the proposer's reply is on its way.
+	afterApply atomic.Pointer[func()]
 }
 
 var errNoLeader = errors.New("test: no leader")
@@ -81,11 +85,14 @@ func (b *testBackend) ProposeZK(ctx context.Context, c *zktree.Command) (zktree.
 	}
 	b.proposals.Add(1)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.index++
 	res := b.app.ApplyZK(b.index, 1, c)
+	b.mu.Unlock()
 	if res.Err != nil {
 		return zktree.Result{}, res.Err
+	}
+	if hook := b.afterApply.Swap(nil); hook != nil {
+		(*hook)()
 	}
 	return res.Resp.(zktree.Result), nil
 }

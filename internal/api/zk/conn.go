@@ -453,6 +453,14 @@ func (c *conn) replied(op string, xid int32, zxid int64, start time.Time) {
 	c.stats.response(xid, zxid, op, start, time.Now())
 }
 
+// replyWrite queues the reply of a write applied at revision zxid, ahead of
+// the events of later revisions held back while it was in flight.
+func (c *conn) replyWrite(op string, xid int32, zxid int64, code jute.Code, body jute.Record, start time.Time) {
+	c.encodeReply(op, xid, zxid, code, body)
+	c.queued(c.out.release(c.w.Bytes(), zxid))
+	c.replied(op, xid, zxid, start)
+}
+
 // send queues a frame, which the outbox copies.
 func (c *conn) send(frame []byte) { c.queued(c.out.push(frame, pushPlain, 0)) }
 
@@ -515,6 +523,16 @@ type outbox struct {
 	finished bool  // no more frames: the writer ends once buf is written
 	eventRev int64 // the latest revision of an event ever queued
 	wake     chan struct{}
+	// While the connection's write is in flight, events are held back
+	// here, so that its reply can go before those of later revisions.
+	holding bool
+	held    []heldEvent
+	heldLen int
+}
+
+type heldEvent struct {
+	frame []byte
+	rev   int64
 }
 
 type pushKind int
@@ -553,8 +571,19 @@ func (o *outbox) push(frame []byte, kind pushKind, rev int64) pushResult {
 		}
 	case pushEvent:
 		o.eventRev = max(o.eventRev, rev)
+		if o.holding {
+			if len(o.buf)+o.heldLen+len(frame) > o.limit {
+				o.killLocked()
+				o.mu.Unlock()
+				return pushOverflow
+			}
+			o.held = append(o.held, heldEvent{frame: append([]byte(nil), frame...), rev: rev})
+			o.heldLen += len(frame)
+			o.mu.Unlock()
+			return pushOK
+		}
 	}
-	if len(o.buf)+len(frame) > o.limit {
+	if len(o.buf)+o.heldLen+len(frame) > o.limit {
 		o.dead = true
 		o.buf = nil
 		o.mu.Unlock()
@@ -609,7 +638,52 @@ func (o *outbox) finish() {
 // kill drops what is queued.
 func (o *outbox) kill() {
 	o.mu.Lock()
+	o.killLocked()
+	o.mu.Unlock()
+}
+
+func (o *outbox) killLocked() {
 	o.dead = true
 	o.buf = nil
+	o.held, o.heldLen, o.holding = nil, 0, false
+}
+
+// hold starts holding events back: a write of the connection is in flight.
+func (o *outbox) hold() {
+	o.mu.Lock()
+	o.holding = true
 	o.mu.Unlock()
+}
+
+// release queues the events held back up to revision rev, then reply (if
+// any), then the later ones, and stops holding. ZooKeeper processes a
+// session's write and the changes of others in one order, so a client gets
+// the events of changes before its write, its reply, then the rest.
+func (o *outbox) release(reply []byte, rev int64) pushResult {
+	o.mu.Lock()
+	if o.dead || o.finished {
+		o.held, o.heldLen, o.holding = nil, 0, false
+		o.mu.Unlock()
+		return pushDropped
+	}
+	if len(o.buf)+o.heldLen+len(reply) > o.limit {
+		o.killLocked()
+		o.mu.Unlock()
+		return pushOverflow
+	}
+	replied := reply == nil
+	for _, e := range o.held {
+		if !replied && e.rev > rev {
+			o.buf = append(o.buf, reply...)
+			replied = true
+		}
+		o.buf = append(o.buf, e.frame...)
+	}
+	if !replied {
+		o.buf = append(o.buf, reply...)
+	}
+	o.held, o.heldLen, o.holding = o.held[:0], 0, false
+	o.mu.Unlock()
+	o.signal()
+	return pushOK
 }

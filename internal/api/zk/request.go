@@ -94,6 +94,7 @@ func (c *conn) write(op string, hdr jute.RequestHeader, req jute.Request, start 
 	// it: the next frame gets a buffer of its own.
 	c.rbuf = nil
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+	c.out.hold()
 	res, err := c.s.b.ProposeZK(ctx, &zktree.Command{
 		Session: c.sessionID.Load(),
 		Time:    start.UnixMilli(),
@@ -103,11 +104,13 @@ func (c *conn) write(op string, hdr jute.RequestHeader, req jute.Request, start 
 	})
 	cancel()
 	if err != nil {
+		c.out.release(nil, 0)
 		// The outcome is unknown; connection loss is how a ZooKeeper client
 		// learns that, and it retries elsewhere.
 		return fmt.Errorf("zk: %v: %w", hdr.Type, err)
 	}
 	if !c.s.watches.wait(c.done, res.Zxid) {
+		c.out.release(nil, 0)
 		return c.reasonOr(net.ErrClosed)
 	}
 	code, body := res.Code, jute.Record(res.Resp)
@@ -116,7 +119,7 @@ func (c *conn) write(op string, hdr jute.RequestHeader, req jute.Request, start 
 		// error of each op in the body.
 		code = jute.CodeOK
 	}
-	c.reply(op, hdr.Xid, res.Zxid, code, body, start)
+	c.replyWrite(op, hdr.Xid, res.Zxid, code, body, start)
 	return nil
 }
 

@@ -1115,3 +1115,32 @@ func TestOrderingOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteReplyBeforeLaterEvents lands someone else's change between a
+// client's write being applied and its reply being sent: the client must get
+// its reply before the event of that later change, as ZooKeeper, which
+// processes both in one order, sends them.
+func TestWriteReplyBeforeLaterEvents(t *testing.T) {
+	e := newEnv(t, testConfig())
+	r := e.raw(5000)
+	r.callOK(jute.OpCreate, &jute.CreateRequest{Path: "/watched", ACL: worldAll}, nil)
+	r.callOK(jute.OpCreate, &jute.CreateRequest{Path: "/mine", ACL: worldAll}, nil)
+	r.callOK(jute.OpGetData, &jute.GetDataRequest{Path: "/watched", Watch: true}, nil)
+	other := func() {
+		res, err := e.b.ProposeZK(context.Background(), &zktree.Command{Time: time.Now().UnixMilli(), Op: jute.OpSetData,
+			Req: &jute.SetDataRequest{Path: "/watched", Data: []byte("x"), Version: -1}})
+		if err != nil || res.Code != jute.CodeOK {
+			t.Errorf("the other change: %+v %v", res, err)
+		}
+	}
+	e.b.afterApply.Store(&other)
+	var sd jute.SetDataResponse
+	r.callOK(jute.OpSetData, &jute.SetDataRequest{Path: "/mine", Data: []byte("y"), Version: -1}, &sd)
+	if len(r.events) != 0 {
+		t.Fatalf("events %+v arrived before the reply of a write applied before their change", r.events)
+	}
+	r.callOK(jute.OpSync, &jute.SyncRequest{Path: "/"}, nil)
+	if len(r.events) != 1 || r.events[0].Type != jute.EventNodeDataChanged || r.events[0].Path != "/watched" {
+		t.Fatalf("events after the reply: %+v, want NodeDataChanged /watched", r.events)
+	}
+}
