@@ -316,30 +316,20 @@ func (s *Server) renewLocal(ctx context.Context, id types.LeaseID) (int64, error
 	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		return 0, lease.ErrLeaseNotFound
 	}
-	if errors.Is(err, lease.ErrLeaseNotFound) && s.catchUp(ctx) {
-		// The grant may be committed but not yet applied here.
+	if errors.Is(err, lease.ErrLeaseNotFound) {
+		// The grant may be committed but not yet applied here. A new leader
+		// does not even know yet that the entries of its predecessor are
+		// committed: only an entry of its own term tells it. A read-index
+		// barrier waits for that and for their application.
+		if s.linearizableRead(ctx) != nil {
+			return 0, err
+		}
 		ttl, err = le.Renew(rctx, id)
 		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			return 0, lease.ErrLeaseNotFound
 		}
 	}
 	return ttl, err
-}
-
-// catchUp waits until this member has applied everything committed so far,
-// and reports whether it had anything to wait for.
-func (s *Server) catchUp(ctx context.Context) bool {
-	commit := s.node.Status().Commit
-	if s.applied.current() >= commit {
-		return false
-	}
-	select {
-	case <-s.applied.wait(commit):
-		return true
-	case <-ctx.Done():
-	case <-s.stopping:
-	}
-	return false
 }
 
 // onLeader runs local on the leader, or remote against the leader from a
