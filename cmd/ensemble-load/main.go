@@ -93,34 +93,53 @@ func run(args []string) int {
 		}
 		*keys = fill
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	res := drive(*clients, *duration, func(ctx context.Context, c int, r *rand.Rand) error {
+		cli := clis[c%len(clis)]
+		k := keyOf(r.IntN(*keys))
+		var err error
+		switch *op {
+		case "put":
+			_, err = cli.Put(ctx, k, value)
+		case "get":
+			_, err = cli.Get(ctx, k)
+		case "sget":
+			_, err = cli.Get(ctx, k, clientv3.WithSerializable())
+		case "keepalive":
+			_, err = cli.KeepAliveOnce(ctx, leases[c])
+		}
+		return err
+	})
+	res.print(fmt.Sprintf("op=%s clients=%d conns=%d", *op, *clients, *conns))
+	return 0
+}
+
+// driveResult is what drive measured.
+type driveResult struct {
+	ops, errs int64
+	errKinds  map[string]int
+	lats      [][]time.Duration
+	elapsed   time.Duration
+}
+
+// drive runs do from clients goroutines, each with its own random source,
+// back to back until duration is up, and measures every call.
+func drive(clients int, duration time.Duration, do func(ctx context.Context, c int, r *rand.Rand) error) driveResult {
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var ops, errs atomic.Int64
 	var errMu sync.Mutex
 	errKinds := map[string]int{}
-	lats := make([][]time.Duration, *clients)
+	lats := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for c := range *clients {
+	for c := range clients {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			cli := clis[c%len(clis)]
 			r := rand.New(rand.NewPCG(uint64(c), 1))
 			for ctx.Err() == nil {
-				k := keyOf(r.IntN(*keys))
 				t0 := time.Now()
-				var err error
-				switch *op {
-				case "put":
-					_, err = cli.Put(ctx, k, value)
-				case "get":
-					_, err = cli.Get(ctx, k)
-				case "sget":
-					_, err = cli.Get(ctx, k, clientv3.WithSerializable())
-				case "keepalive":
-					_, err = cli.KeepAliveOnce(ctx, leases[c])
-				}
+				err := do(ctx, c, r)
 				if ctx.Err() != nil {
 					return
 				}
@@ -137,15 +156,19 @@ func run(args []string) int {
 		}(c)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	pct := percentiles(lats)
-	for e, n := range errKinds {
+	return driveResult{ops: ops.Load(), errs: errs.Load(), errKinds: errKinds, lats: lats, elapsed: time.Since(start)}
+}
+
+// print writes the errors to stderr and one result line, starting with
+// what, to stdout.
+func (d driveResult) print(what string) {
+	pct := percentiles(d.lats)
+	for e, n := range d.errKinds {
 		fmt.Fprintf(os.Stderr, "ensemble-load: %d x %s\n", n, e)
 	}
-	fmt.Printf("op=%s clients=%d conns=%d ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
-		*op, *clients, *conns, ops.Load(), errs.Load(), float64(ops.Load())/elapsed.Seconds(),
+	fmt.Printf("%s ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
+		what, d.ops, d.errs, float64(d.ops)/d.elapsed.Seconds(),
 		pct(0.50), pct(0.90), pct(0.99), pct(0.999))
-	return 0
 }
 
 // percentiles merges per-client latencies and returns a function giving the

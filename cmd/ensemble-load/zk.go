@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -48,55 +47,22 @@ func zkLoad(servers []string, op string, clients, conns, keys, valSize int, dura
 			return 1
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), duration)
-	defer cancel()
-	var ops, errs atomic.Int64
-	var errMu sync.Mutex
-	errKinds := map[string]int{}
-	lats := make([][]time.Duration, clients)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			conn := sessions[c%len(sessions)]
-			r := rand.New(rand.NewPCG(uint64(c), 2))
-			for n := 0; ctx.Err() == nil; n++ {
-				t0 := time.Now()
-				var err error
-				switch op {
-				case "zk-create":
-					_, err = conn.Create(fmt.Sprintf("%s/c%d-%d", root, c, n), value, 0, zk.WorldACL(zk.PermAll))
-				case "zk-set":
-					_, err = conn.Set(fmt.Sprintf("%s/k%d", root, r.IntN(keys)), value, -1)
-				case "zk-get":
-					_, _, err = conn.Get(fmt.Sprintf("%s/k%d", root, r.IntN(keys)))
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil {
-					errs.Add(1)
-					errMu.Lock()
-					errKinds[err.Error()]++
-					errMu.Unlock()
-					continue
-				}
-				lats[c] = append(lats[c], time.Since(t0))
-				ops.Add(1)
-			}
-		}(c)
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	pct := percentiles(lats)
-	for e, n := range errKinds {
-		fmt.Fprintf(os.Stderr, "ensemble-load: %d x %s\n", n, e)
-	}
-	fmt.Printf("op=%s clients=%d sessions=%d ops=%d errors=%d throughput=%.0f/s p50=%v p90=%v p99=%v p999=%v\n",
-		op, clients, conns, ops.Load(), errs.Load(), float64(ops.Load())/elapsed.Seconds(),
-		pct(0.50), pct(0.90), pct(0.99), pct(0.999))
+	counters := make([]int, clients)
+	res := drive(clients, duration, func(ctx context.Context, c int, r *rand.Rand) error {
+		conn := sessions[c%len(sessions)]
+		var err error
+		switch op {
+		case "zk-create":
+			counters[c]++
+			_, err = conn.Create(fmt.Sprintf("%s/c%d-%d", root, c, counters[c]), value, 0, zk.WorldACL(zk.PermAll))
+		case "zk-set":
+			_, err = conn.Set(fmt.Sprintf("%s/k%d", root, r.IntN(keys)), value, -1)
+		case "zk-get":
+			_, _, err = conn.Get(fmt.Sprintf("%s/k%d", root, r.IntN(keys)))
+		}
+		return err
+	})
+	res.print(fmt.Sprintf("op=%s clients=%d sessions=%d", op, clients, conns))
 	return 0
 }
 
