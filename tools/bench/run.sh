@@ -95,6 +95,13 @@ for ((i = 0; i < MEMBERS; i++)); do
 	endpoints+="${endpoints:+,}127.0.0.1:${PORTS[2 * i]}"
 done
 
+# Ensemble would also serve ZooKeeper on its default port; these workloads
+# do not use it, and several members could not all have it.
+extra=()
+if "$BIN" --help 2>&1 | grep -q -- --listen-zk-addr; then
+	extra=(--listen-zk-addr "")
+fi
+
 for ((i = 0; i < MEMBERS; i++)); do
 	cport=${PORTS[2 * i]}
 	pport=${PORTS[2 * i + 1]}
@@ -111,6 +118,7 @@ for ((i = 0; i < MEMBERS; i++)); do
 		--heartbeat-interval "$HEARTBEAT" \
 		--election-timeout "$ELECTION" \
 		--snapshot-count 10000 \
+		"${extra[@]}" \
 		>"$TMP/m$i.log" 2>&1 &
 	PIDS+=($!)
 done
