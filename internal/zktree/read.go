@@ -1,7 +1,9 @@
 package zktree
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -204,4 +206,40 @@ func ExpiredTTLs(r Reader, now int64, limit int) ([]ExpireTTL, error) {
 		from = append(rr.KVs[len(rr.KVs)-1].Key, 0)
 	}
 	return out, nil
+}
+
+// DecodeNode decodes the stored KeyValue of a node (Key, Value and
+// CreateRevision are used), as read through the etcd API or from history;
+// Data aliases its value.
+func DecodeNode(kv *mvccpb.KeyValue) (*Node, error) { return nodeOf(kv) }
+
+// PathOfKey returns the znode path an etcd key holds; ok is false for keys
+// that are not znodes.
+func PathOfKey(key []byte) (string, bool) { return nodePath(key) }
+
+// SessionOfKey returns the session whose record an etcd key is; ok is false
+// for other keys.
+func SessionOfKey(key []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(key, []byte(sessionPrefix))
+	if !ok || len(rest) != 16 {
+		return 0, false
+	}
+	var b [8]byte
+	if _, err := hex.Decode(b[:], rest); err != nil {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[:])), true
+}
+
+// EncodeNode is the inverse of DecodeNode for the fields a history reader
+// looks at (Data, and Stat's version, mzxid and ephemeralOwner, an owner
+// making the node ephemeral): tests use it to fabricate stored nodes.
+func EncodeNode(n *Node) []byte {
+	rec := record{mzxid: n.Stat.Mzxid, version: n.Stat.Version, owner: n.Stat.EphemeralOwner, data: n.Data}
+	if rec.owner != 0 {
+		rec.mode = jute.ModeEphemeral
+	}
+	b := make([]byte, rec.size())
+	rec.encodeTo(b)
+	return b
 }

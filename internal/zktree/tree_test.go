@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"ensemble/internal/api/zk/jute"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 func TestBootstrapByFirstCommandEvenIfItFails(t *testing.T) {
@@ -496,5 +498,32 @@ func TestRecordRoundTrip(t *testing.T) {
 	buf[0] = 2
 	if err := out.decode(buf); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("unknown version: %v", err)
+	}
+}
+
+// TestDecodeFromHistory reads nodes and sessions back the way a reader of
+// the etcd API or of the store's history sees them.
+func TestDecodeFromHistory(t *testing.T) {
+	if p, ok := PathOfKey([]byte(Prefix + "n/002/a/b")); !ok || p != "/a/b" {
+		t.Errorf("PathOfKey = %q, %v", p, ok)
+	}
+	for _, k := range []string{Prefix + "n/00x/a", Prefix + "s/0000000000000001", "other"} {
+		if _, ok := PathOfKey([]byte(k)); ok {
+			t.Errorf("PathOfKey(%q) accepted", k)
+		}
+	}
+	if id, ok := SessionOfKey(sessionKey(-5)); !ok || id != -5 {
+		t.Errorf("SessionOfKey = %d, %v", id, ok)
+	}
+	if _, ok := SessionOfKey([]byte(Prefix + "s/zz")); ok {
+		t.Error("SessionOfKey accepted a bad key")
+	}
+	buf := EncodeNode(&Node{Data: []byte("payload"), Stat: jute.Stat{Version: 3, Mzxid: 9, EphemeralOwner: 11}})
+	n, err := DecodeNode(&mvccpb.KeyValue{Key: []byte(Prefix + "n/001/x"), Value: buf, CreateRevision: 7})
+	if err != nil || string(n.Data) != "payload" || n.Stat.Version != 3 || n.Stat.Mzxid != 9 || n.Stat.Czxid != 7 || n.Stat.EphemeralOwner != 11 {
+		t.Fatalf("DecodeNode = %+v, %v", n, err)
+	}
+	if _, err := DecodeNode(&mvccpb.KeyValue{Value: []byte{9}}); err == nil {
+		t.Error("DecodeNode accepted garbage")
 	}
 }
