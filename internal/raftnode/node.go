@@ -10,6 +10,7 @@ package raftnode
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,9 +84,17 @@ type Node struct {
 
 	lead atomic.Uint64
 	term atomic.Uint64
+	// readSeq tells the attempts of ReadIndex apart; it starts from the
+	// clock so that a restarted member does not repeat its predecessor's.
+	readSeq atomic.Uint64
 
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{} // closed and replaced whenever the leader changes
+	// leaderCtx is cancelled, and replaced, whenever the leader changes and
+	// when the loop stops: forwarded proposals wait on raft no longer than
+	// the leader they were stepped under.
+	leaderCtx    context.Context
+	leaderCancel context.CancelFunc
 
 	logMu sync.Mutex // serializes WAL writes from the Ready loop and from snapshots
 
@@ -137,6 +146,8 @@ func newNode(cfg Config, start func(*raft.Config) raft.Node) *Node {
 		stopc:         make(chan struct{}),
 		donec:         make(chan struct{}),
 	}
+	n.leaderCtx, n.leaderCancel = context.WithCancel(context.Background())
+	n.readSeq.Store(uint64(time.Now().UnixNano()))
 	// What storage holds at start came from disk, and so does the term: raft
 	// reports a hard state only when it changes.
 	n.persistedIndex, _ = cfg.Storage.LastIndex()
@@ -194,11 +205,59 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 }
 
 // ReadIndex asks the leader for the commit index that a linearizable read
-// identified by rctx must wait for; the answer arrives on ReadStates.
-func (n *Node) ReadIndex(ctx context.Context, rctx []byte) error { return n.raft.ReadIndex(ctx, rctx) }
+// identified by rctx must wait for; the answer arrives on ReadStates, with
+// rctx as its RequestCtx.
+//
+// Every call, a retry with the same rctx too, reaches raft under a context
+// of its own (rctx and a sequence number). raft confirms a read when a
+// quorum acknowledges a heartbeat that carried the read's context, and then
+// releases every read queued before it; were a retry to reuse the context
+// of an attempt already answered, a late acknowledgement of that attempt's
+// heartbeat (from before a pause, say) would confirm the retry and, with it,
+// newer reads that no quorum had confirmed: a stale read from a deposed
+// leader.
+func (n *Node) ReadIndex(ctx context.Context, rctx []byte) error {
+	c := make([]byte, len(rctx)+readSeqSize)
+	copy(c, rctx)
+	binary.BigEndian.PutUint64(c[len(rctx):], n.readSeq.Add(1))
+	return n.raft.ReadIndex(ctx, c)
+}
+
+// readSeqSize is the length of the sequence number ReadIndex appends.
+const readSeqSize = 8
 
 // Step hands a message from a peer to raft.
-func (n *Node) Step(ctx context.Context, m raftpb.Message) error { return n.raft.Step(ctx, m) }
+//
+// raft.Node blocks a proposal while it knows no leader, and the transport
+// steps each peer's messages in order on one goroutine: a proposal forwarded
+// to a leader that has since stepped down would hold back, for good, the
+// heartbeats behind it that name the new leader (a leader paused with
+// proposals queued to it, then resumed, campaigned in vain until stopped).
+// So a forwarded proposal is dropped with raft.ErrProposalDropped, as raft
+// drops one that reaches a member without a leader, when no leader is
+// known, and waits no longer than the leader it was stepped under. Its
+// proposer retries.
+func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
+	if m.Type != raftpb.MsgProp {
+		return n.raft.Step(ctx, m)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.leaderMu.Lock()
+	lctx := n.leaderCtx
+	n.leaderMu.Unlock()
+	if n.lead.Load() == 0 {
+		return raft.ErrProposalDropped
+	}
+	if err := n.raft.Step(lctx, m); err != nil {
+		if lctx.Err() != nil {
+			return raft.ErrProposalDropped
+		}
+		return err
+	}
+	return nil
+}
 
 // ApplyConfChange tells raft that a committed membership change was applied.
 func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
@@ -303,6 +362,8 @@ func (n *Node) setLeader(lead, term uint64) {
 	n.leaderMu.Lock()
 	close(n.leaderChanged)
 	n.leaderChanged = make(chan struct{})
+	n.leaderCancel()
+	n.leaderCtx, n.leaderCancel = context.WithCancel(context.Background())
 	n.leaderMu.Unlock()
 	n.lg.Info("leader changed", "leader", fmt.Sprintf("%x", lead), "term", term)
 }
@@ -310,6 +371,11 @@ func (n *Node) setLeader(lead, term uint64) {
 func (n *Node) run() {
 	defer close(n.donec)
 	defer n.raft.Stop()
+	defer func() {
+		n.leaderMu.Lock()
+		n.leaderCancel()
+		n.leaderMu.Unlock()
+	}()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	term := n.term.Load()
@@ -338,6 +404,9 @@ func (n *Node) run() {
 
 func (n *Node) handleReady(rd raft.Ready) error {
 	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) >= readSeqSize {
+			rs.RequestCtx = rs.RequestCtx[:len(rs.RequestCtx)-readSeqSize]
+		}
 		select {
 		case n.readStatc <- rs:
 		case <-n.stopc:
@@ -347,7 +416,15 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	persisted := make(chan struct{})
 	ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, Done: make(chan struct{})}
 	hasWork := len(ap.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot)
-	if raft.IsEmptySnap(rd.Snapshot) && (len(ap.Entries) == 0 || ap.Entries[len(ap.Entries)-1].Index <= n.persistedIndex) {
+	// The log on disk holds the right entries up to durable: those this
+	// Ready saves replace everything from their first index on, even
+	// entries saved before (a follower's uncommitted suffix overwritten by
+	// a new leader's shorter one).
+	durable := n.persistedIndex
+	if len(rd.Entries) > 0 {
+		durable = min(durable, rd.Entries[0].Index-1)
+	}
+	if raft.IsEmptySnap(rd.Snapshot) && (len(ap.Entries) == 0 || ap.Entries[len(ap.Entries)-1].Index <= durable) {
 		// Everything to apply is on disk already (the usual case: raft counts
 		// the leader's own entries only once they are persisted, and a
 		// follower mostly learns that an entry is committed after it saved
