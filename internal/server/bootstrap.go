@@ -206,6 +206,15 @@ func (s *Server) recoverLog(fs vfs.FS, storage *raft.MemoryStorage) (clusterInfo
 			s.wal.Close()
 			return info, snapshot, err
 		}
+		// A snapshot is of committed state, but the hard state that says
+		// so may not have reached the disk: after a leader's snapshot raft
+		// asks for no sync of a change of the commit index alone, and a
+		// crash can fall between saving the snapshot and the hard state.
+		// raft refuses to start with a commit index below its snapshot.
+		if hs.Commit < snapshot.Metadata.Index {
+			s.lg.Info("commit index raised to the snapshot's", "commit", hs.Commit, "snapshot", snapshot.Metadata.Index)
+			hs.Commit = snapshot.Metadata.Index
+		}
 	}
 	if err := storage.SetHardState(hs); err != nil {
 		s.wal.Close()
