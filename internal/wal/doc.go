@@ -59,4 +59,12 @@
 // later append; the process must restart and replay.
 //
 // A WAL is safe for concurrent use, but appends are serialized.
+//
+// # Failpoint
+//
+// Built with the tag failpoints, a WAL on the operating system's file system
+// also records after every sync, in SyncedFile next to the segments, how much
+// of the last segment that sync made durable, so that a test can cut the
+// segment of a killed process back to it and lose exactly what a power
+// failure would lose. A normal build has no such code.
 package wal

@@ -113,10 +113,11 @@ type WAL struct {
 	// repair, prepareAppend) expect it held.
 	mu        sync.Mutex
 	segs      []segment
-	f         vfs.File // the last segment, positioned at off
-	off       int64    // end of the records in the last segment
-	headerEnd int64    // end of the last segment's header records
-	buf       []byte   // encode buffer, reused by every append
+	f         vfs.File       // the last segment, positioned at off
+	off       int64          // end of the records in the last segment
+	headerEnd int64          // end of the last segment's header records
+	buf       []byte         // encode buffer, reused by every append
+	synced    syncedRecorder // failpoints builds only: see SyncedFile
 
 	metadata  []byte
 	hs        raftpb.HardState
@@ -170,6 +171,7 @@ func CreateWithOptions(fsys vfs.FS, dir string, metadata []byte, lg *slog.Logger
 	w.f, w.segs = f, []segment{seg}
 	w.off, w.headerEnd = int64(len(w.buf)), int64(len(w.buf))
 	w.buf = w.buf[:0]
+	w.recordSynced(w.off)
 	return w, nil
 }
 
@@ -450,6 +452,7 @@ func (w *WAL) repair(off, dirtyEnd int, why string) error {
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("wal: repair %s: %w", path, err)
 	}
+	w.recordSynced(int64(off))
 	return nil
 }
 
@@ -580,6 +583,7 @@ func (w *WAL) commit() error {
 	if err := w.f.Sync(); err != nil {
 		return w.fail(fmt.Errorf("wal: sync %s: %w", w.segs[len(w.segs)-1].path, err))
 	}
+	w.recordSynced(w.off)
 	return nil
 }
 
@@ -642,6 +646,8 @@ func (w *WAL) cut() error {
 	w.segs = append(w.segs, next)
 	w.off, w.headerEnd = int64(len(w.buf)), int64(len(w.buf))
 	w.buf = w.buf[:0]
+	// The sealed segment and the new one's header are durable.
+	w.recordSynced(w.off)
 	w.lg.Info("wal: started segment", "file", next.path)
 	return nil
 }
@@ -690,6 +696,7 @@ func (w *WAL) Close() error {
 		return ErrClosed
 	}
 	w.closed = true
+	w.closeSynced()
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("wal: close: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,16 +18,24 @@ import (
 )
 
 // BuildEnsemble builds cmd/ensemble into dir and returns the binary's path.
-func BuildEnsemble(dir string) (string, error) {
+func BuildEnsemble(dir string) (string, error) { return BuildEnsembleTags(dir) }
+
+// BuildEnsembleTags builds cmd/ensemble with the given build tags (such as
+// "failpoints") into dir and returns the binary's path.
+func BuildEnsembleTags(dir string, tags ...string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "ensemble")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ensemble")
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "./cmd/ensemble")...)
 	cmd.Dir = repo
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/ensemble: %v\n%s", err, out.String())
+		return "", fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out.String())
 	}
 	return bin, nil
 }
@@ -232,14 +241,17 @@ func (c *ProcessCluster) Restart(t testing.TB, i int) {
 // RunWithEnsemble is the body of a TestMain for tests of the built binary: it
 // builds cmd/ensemble into a fresh temporary directory, sets *bin to it, runs
 // the tests, removes the directory and returns the exit code.
-func RunWithEnsemble(m *testing.M, bin *string) int {
+func RunWithEnsemble(m *testing.M, bin *string) int { return RunWithEnsembleTags(m, bin) }
+
+// RunWithEnsembleTags is RunWithEnsemble with the binary built with tags.
+func RunWithEnsembleTags(m *testing.M, bin *string, tags ...string) int {
 	dir, err := os.MkdirTemp("", "ensemble-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if *bin, err = BuildEnsemble(dir); err != nil {
+	if *bin, err = BuildEnsembleTags(dir, tags...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

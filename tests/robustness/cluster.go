@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"ensemble/internal/wal"
+
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -227,6 +229,103 @@ func (c *Cluster) Kill(i int) {
 	m.mu.Lock()
 	m.cmd, m.paused = nil, false
 	m.mu.Unlock()
+}
+
+// sectorSize is the unit a disk writes atomically: after a power failure
+// each sector holds either what it held at the last sync or what was
+// written over it since, never a mix.
+const sectorSize = 512
+
+// LoseUnsynced does to the stopped member i's log what a power failure
+// would have done: the bytes of its last segment after the length that its
+// last fdatasync covered (as recorded by a binary built with -tags
+// failpoints; see wal.SyncedFile) are lost. Either all of them (when keep
+// is 0) or all but a prefix of whole sectors that the kernel happened to
+// have written back (keep picks which: 1 + the number of sectors kept,
+// wrapped around what there is). The file keeps its size, as a
+// preallocated file does, with zeros where the bytes were lost. It
+// describes what it did.
+func (c *Cluster) LoseUnsynced(i int, keep uint64) (string, error) {
+	m := c.member(i)
+	if c.Running(i) {
+		return "", fmt.Errorf("robustness: %s is running", m.name)
+	}
+	dir := filepath.Join(m.dir, "member", "wal")
+	synced, length, err := wal.ReadSynced(dir)
+	if err != nil {
+		return "", err
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var last string
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), ".wal") {
+			last = de.Name()
+		}
+	}
+	if last != synced {
+		// The process died between making the next segment (header
+		// synced) and recording it: the recorded segment was synced
+		// whole when it was sealed, and nothing follows the new header.
+		return fmt.Sprintf("nothing unsynced (segment %s just started)", last), nil
+	}
+	path := filepath.Join(dir, last)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	end, err := dataEnd(f, fi.Size())
+	if err != nil {
+		return "", err
+	}
+	if end <= length {
+		return fmt.Sprintf("nothing unsynced (%s synced to %d)", last, length), nil
+	}
+	cut := length
+	if keep > 0 {
+		// Sector boundaries strictly inside the unsynced bytes.
+		first := (length/sectorSize + 1) * sectorSize
+		if first < end {
+			n := uint64((end-1-first)/sectorSize + 1)
+			cut = first + int64((keep-1)%n)*sectorSize
+		}
+	}
+	if err := f.Truncate(cut); err != nil {
+		return "", err
+	}
+	if err := f.Truncate(fi.Size()); err != nil {
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s: synced to %d, written to %d, cut at %d (%d unsynced bytes lost)", last, length, end, cut, end-cut), nil
+}
+
+// dataEnd is the offset after the last non-zero byte of f.
+func dataEnd(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	for hi := size; hi > 0; {
+		lo := max(hi-int64(len(buf)), 0)
+		b := buf[:hi-lo]
+		if _, err := f.ReadAt(b, lo); err != nil {
+			return 0, err
+		}
+		for j := len(b) - 1; j >= 0; j-- {
+			if b[j] != 0 {
+				return lo + int64(j) + 1, nil
+			}
+		}
+		hi = lo
+	}
+	return 0, nil
 }
 
 // Pause SIGSTOPs member i; Resume SIGCONTs it.

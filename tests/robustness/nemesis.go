@@ -57,6 +57,25 @@ func kill(env *faultEnv, i int) func() error {
 	return func() error { return env.c.Restart(i) }
 }
 
+// powerFail SIGKILLs member i and throws away the bytes of its WAL that no
+// fdatasync covered, as a power failure would (SIGKILL alone leaves them in
+// the page cache); healing restarts it. Half the time every unsynced byte
+// is lost, half the time a prefix of whole sectors survives, as if the
+// kernel had written some back.
+func powerFail(env *faultEnv, i int) (func() error, error) {
+	env.c.Kill(i)
+	var keep uint64
+	if env.rnd.IntN(2) == 1 {
+		keep = 1 + env.rnd.Uint64()
+	}
+	what, err := env.c.LoseUnsynced(i, keep)
+	if err != nil {
+		return nil, fmt.Errorf("lose unsynced WAL tail of m%d: %w", i+1, err)
+	}
+	env.logf("SIGKILL m%d, unsynced WAL tail lost: %s", i+1, what)
+	return func() error { return env.c.Restart(i) }, nil
+}
+
 // pause SIGSTOPs member i; healing SIGCONTs it.
 func pause(env *faultEnv, i int) func() error {
 	env.c.Pause(i)
@@ -84,6 +103,20 @@ func AllNemeses() []Nemesis {
 				return nil, err
 			}
 			return kill(env, l), nil
+		}},
+		{"lose-unsynced", func(ctx context.Context, env *faultEnv) (func() error, error) {
+			// The leader half the time: it writes its log in parallel with
+			// sending it, so its unsynced tail may hold entries that the
+			// followers already acknowledged.
+			i := env.randomMember()
+			if env.rnd.IntN(2) == 0 {
+				l, err := env.leader()
+				if err != nil {
+					return nil, err
+				}
+				i = l
+			}
+			return powerFail(env, i)
 		}},
 		{"pause-random", func(ctx context.Context, env *faultEnv) (func() error, error) {
 			return pause(env, env.randomMember()), nil

@@ -163,13 +163,6 @@ func (n *Network) Close() {
 	n.wg.Wait()
 }
 
-// isCut reports whether traffic between members a and b is cut and how.
-func (n *Network) isCut(a, b int) (bool, CutMode) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cut[pair(a, b)], n.mode
-}
-
 type proxy struct {
 	net    *Network
 	member int
@@ -224,17 +217,12 @@ func (p *proxy) serve() {
 		if err != nil {
 			return
 		}
-		from := memberOfIP(c.RemoteAddr().(*net.TCPAddr).IP)
-		cut, mode := p.net.isCut(from, p.member)
-		if cut && mode == Drop {
+		l := &link{from: memberOfIP(c.RemoteAddr().(*net.TCPAddr).IP), in: c}
+		switch p.track(l) {
+		case linkRefused:
 			c.Close()
 			continue
-		}
-		l := &link{from: from, in: c}
-		if cut {
-			l.blackholed.Store(true)
-		}
-		if !p.track(l) {
+		case netClosed:
 			c.Close()
 			return
 		}
@@ -243,14 +231,31 @@ func (p *proxy) serve() {
 	}
 }
 
-func (p *proxy) track(l *link) bool {
+type trackResult int
+
+const (
+	linkTracked trackResult = iota
+	linkRefused             // the pair is cut in Drop mode
+	netClosed               // the network is closed
+)
+
+// track registers a new link, blackholed if its pair is cut. The cut is
+// judged under the same lock that Heal and Partition take, so that a link
+// accepted while a cut is being healed is never left blackholed for good.
+func (p *proxy) track(l *link) trackResult {
 	p.net.mu.Lock()
 	defer p.net.mu.Unlock()
 	if p.net.closed {
-		return false
+		return netClosed
+	}
+	if p.net.cut[pair(l.from, p.member)] {
+		if p.net.mode == Drop {
+			return linkRefused
+		}
+		l.blackholed.Store(true)
 	}
 	p.links[l] = struct{}{}
-	return true
+	return linkTracked
 }
 
 func (p *proxy) run(l *link) {

@@ -24,13 +24,15 @@ var binary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(framework.RunWithEnsemble(m, &binary))
+	// The failpoints build records how much of each WAL is synced, for the
+	// lose-unsynced nemesis; it behaves as the normal build otherwise.
+	os.Exit(framework.RunWithEnsembleTags(m, &binary, "failpoints"))
 }
 
 // shortScenarios run on every `go test ./...`: each fault family once.
 func shortScenarios(d time.Duration) []Scenario {
 	return []Scenario{
-		{Name: "kill-3", Size: 3, Nemeses: []string{"kill-random", "kill-leader"}, Duration: d},
+		{Name: "kill-3", Size: 3, Nemeses: []string{"kill-random", "kill-leader", "lose-unsynced"}, Duration: d},
 		{Name: "partition-3", Size: 3, Nemeses: []string{"isolate-one", "isolate-leader", "pause-random"}, Duration: d},
 		{Name: "split-5", Size: 5, Nemeses: []string{"split", "isolate-leader", "kill-leader", "pause-leader"}, Duration: d},
 		{Name: "churn-3", Size: 3, Nemeses: []string{"leader-churn", "member-replace"}, Duration: d},
@@ -64,8 +66,9 @@ func TestRobustness(t *testing.T) {
 		scenarios = longScenarios(per)
 	}
 	if *flagScenario != "" {
+		// Any scenario can be replayed alone, the long mode's too.
 		var only []Scenario
-		for _, sc := range scenarios {
+		for _, sc := range longScenarios(per) {
 			if sc.Name == *flagScenario {
 				only = append(only, sc)
 			}
@@ -97,14 +100,14 @@ func TestRobustness(t *testing.T) {
 				t.Logf("watch not checked: %s", res.Watch)
 			}
 			if err != nil {
-				t.Errorf("seed=%d scenario=%s: %v\nfaults:\n  %s\nreport: %s", seed, sc.Name, err, strings.Join(res.Faults, "\n  "), res.Dir)
+				t.Errorf("seed=%d scenario=%s: %v\nfaults:\n  %s\nreport: %s\nreplay: %s", seed, sc.Name, err, strings.Join(res.Faults, "\n  "), res.Dir, replayCommand(seed, sc))
 			}
 			for _, v := range res.Violations {
 				t.Errorf("seed=%d scenario=%s: %s", seed, sc.Name, v.String())
 			}
 			if len(res.Violations) > 0 {
-				t.Logf("faults:\n  %s\nreport (history, store, logs, porcupine visualisation): %s\nreplay: go test ./tests/robustness -run TestRobustness -args -seed=%d -scenario=%s",
-					strings.Join(res.Faults, "\n  "), res.Dir, seed, sc.Name)
+				t.Logf("faults:\n  %s\nreport (history, store, logs, porcupine visualisation): %s\nreplay: %s",
+					strings.Join(res.Faults, "\n  "), res.Dir, replayCommand(seed, sc))
 			}
 		})
 		return ok

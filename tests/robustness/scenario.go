@@ -43,12 +43,16 @@ type Result struct {
 	Violations                           []Violation
 	Notes                                []string // checks that could not conclude
 	Dir                                  string   // where the failure report was written
+	// ZKOps, ZKUnknown, ZKWatches and ZKEvents count the ZooKeeper
+	// operations, those of unknown outcome, data watches and events checked.
+	ZKOps, ZKUnknown, ZKWatches, ZKEvents int
 }
 
 // Summary is a one-line account of the result.
 func (r *Result) Summary() string {
-	return fmt.Sprintf("scenario=%s seed=%d ops=%d unknown=%d revisions=%d faults=%d watchers=%d (streams=%d events=%d progress=%d) violations=%d",
-		r.Scenario, r.Seed, r.Ops, r.Unknown, r.Revisions, len(r.Faults), r.Watchers, r.WatchSegments, r.WatchEvents, r.Progress, len(r.Violations))
+	return fmt.Sprintf("scenario=%s seed=%d ops=%d unknown=%d revisions=%d faults=%d watchers=%d (streams=%d events=%d progress=%d) zk=(ops=%d unknown=%d watches=%d events=%d) violations=%d",
+		r.Scenario, r.Seed, r.Ops, r.Unknown, r.Revisions, len(r.Faults), r.Watchers, r.WatchSegments, r.WatchEvents, r.Progress,
+		r.ZKOps, r.ZKUnknown, r.ZKWatches, r.ZKEvents, len(r.Violations))
 }
 
 // RunConfig is what a scenario run needs from its caller.
@@ -156,6 +160,10 @@ func Run(ctx context.Context, sc Scenario, rc RunConfig) (res *Result, err error
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(tctx) }()
 	}
+	zk, err := startZKTraffic(tctx, c, clock, rc.Seed, newCli, next, &wg)
+	if err != nil {
+		return res, err
+	}
 	startWatcher := func(from int64) error {
 		cli, err := newCli()
 		if err != nil {
@@ -236,6 +244,7 @@ func Run(ctx context.Context, sc Scenario, rc RunConfig) (res *Result, err error
 	if err := waitEmpty(ctx, admin, leasePrefix, 20*time.Second); err != nil {
 		res.Violations = append(res.Violations, Violation{Checker: "lease", Detail: err.Error()})
 	}
+	res.Violations = append(res.Violations, zk.waitGone(ctx, admin)...)
 
 	// Convergence, then the final history from one member.
 	rev, how, err := converge(ctx, c, admin)
@@ -300,6 +309,7 @@ func Run(ctx context.Context, sc Scenario, rc RunConfig) (res *Result, err error
 		}
 		res.Violations = append(res.Violations, CheckWatch(w.rec, store)...)
 	}
+	zk.Finish(res, store, reportDir(rc), sc.Name, logf)
 	if len(res.Violations) > 0 {
 		res.Dir = writeReport(rc, sc, res, c, h, store)
 	}
@@ -409,6 +419,12 @@ func converge(ctx context.Context, c *Cluster, admin *clientv3.Client) (int64, s
 	return rev, how, nil
 }
 
+// replayCommand is the command that runs sc again with seed: the same
+// faults and operations, drawn from the seed, for the same time.
+func replayCommand(seed uint64, sc Scenario) string {
+	return fmt.Sprintf("go test ./tests/robustness -run TestRobustness -args -seed=%d -scenario=%s -scenario-duration=%v", seed, sc.Name, sc.Duration)
+}
+
 func reportDir(rc RunConfig) string {
 	root := rc.ReportRoot
 	if root == "" {
@@ -426,7 +442,7 @@ func writeReport(rc RunConfig, sc Scenario, res *Result, c *Cluster, h History, 
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\nreplay: go test ./tests/robustness -run TestRobustness -args -seed=%d -scenario=%s\n\nfaults:\n", res.Summary(), res.Seed, sc.Name)
+	fmt.Fprintf(&b, "%s\nreplay: %s\n\nfaults:\n", res.Summary(), replayCommand(res.Seed, sc))
 	for _, f := range res.Faults {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}
