@@ -465,6 +465,13 @@ func (w *WAL) prepareAppend(end, headerEnd int64) error {
 	if _, err := w.f.Seek(end, io.SeekStart); err != nil {
 		return fmt.Errorf("wal: seek: %w", err)
 	}
+	// What was just read may have come from the page cache of a process
+	// that died before its fsync. raft takes everything read as durable
+	// (it votes and acknowledges on it), so make it so before it is used.
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("wal: sync what was read: %w", err)
+	}
+	w.recordSynced(end)
 	w.off, w.headerEnd = end, headerEnd
 	des, err := w.fs.ReadDir(w.dir)
 	if err != nil {

@@ -714,3 +714,39 @@ func TestSaveUnsyncedDoesNotSyncButIsReadBack(t *testing.T) {
 		t.Fatalf("read back commit %d and %d entries, want 1 and 1", hs.Commit, len(ents))
 	}
 }
+
+// TestOpenSyncsWhatItRead: entries a crashed process wrote but did not sync
+// may still be in the page cache when the WAL is read back; raft then takes
+// them as durable, so opening must make them durable, and refuse to go on
+// if it cannot.
+func TestOpenSyncsWhatItRead(t *testing.T) {
+	mem := vfs.NewMem()
+	w := mustCreate(t, mem, "/w", 1<<16)
+	if err := w.SaveUnsynced(raftpb.HardState{Term: 1, Commit: 1}, makeEnts(1, 3, 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies here: no Close, no sync.
+	ffs := vfs.NewFaulty(mem)
+	w2, err := Open(ffs, "/w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ffs.Count(vfs.OpSync)
+	if _, _, ents, err := w2.ReadAll(Snapshot{}); err != nil || len(ents) != 3 {
+		t.Fatalf("ReadAll: %d entries, %v", len(ents), err)
+	}
+	if ffs.Count(vfs.OpSync) == before {
+		t.Fatal("ReadAll handed back entries without syncing them")
+	}
+	w2.Close()
+
+	ffs.Arm(vfs.Fault{Op: vfs.OpSync})
+	w3, err := Open(ffs, "/w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w3.ReadAll(Snapshot{}); !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("ReadAll with a failing sync: %v", err)
+	}
+	w3.Close()
+}
