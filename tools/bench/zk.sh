@@ -14,7 +14,8 @@
 #   LOAD       built cmd/ensemble-load (required)
 #   MEMBERS    cluster size (default 3)
 #   DURATION   length of each workload (default 10s)
-#   WORKLOADS  subset of: create1 create64 set64 get64 (default: all)
+#   WORKLOADS  subset of: create1 create64 set64 get64 create256 set256
+#              (default: the first four)
 #
 # Both run with the same durability: ZooKeeper's default forceSync=yes (its
 # transaction log is fsynced before a write is acknowledged) and Ensemble's
@@ -140,6 +141,8 @@ for w in $WORKLOADS; do
 	create64) args=(--op zk-create --clients 64 --conns 64) ;;
 	set64) args=(--op zk-set --clients 64 --conns 64) ;;
 	get64) args=(--op zk-get --clients 64 --conns 64) ;;
+	create256) args=(--op zk-create --clients 256 --conns 256) ;;
+	set256) args=(--op zk-set --clients 256 --conns 256) ;;
 	*)
 		echo "zk.sh: unknown workload $w" >&2
 		exit 2
