@@ -202,6 +202,16 @@ func TestCtlMemberAndEndpoint(t *testing.T) {
 	if !strings.HasPrefix(out, fmt.Sprintf("Member %16s updated in cluster ", id)) {
 		t.Fatalf("member update printed %q", out)
 	}
+	// A new member publishes its client URLs through the log once it has
+	// started, as in etcd; until then it has no endpoint to ask.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, _, code := e.run("", "-w", "table", "endpoint", "status")
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	out = e.ok("", "-w", "table", "endpoint", "status")
 	if eps := ctlColumn(t, out, "ENDPOINT"); len(eps) != 4 || ctlCountCells(ctlColumn(t, out, "IS LEADER"), "true") != 1 ||
 		ctlCountCells(ctlColumn(t, out, "IS LEARNER"), "false") != 4 {

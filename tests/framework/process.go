@@ -160,7 +160,37 @@ func StartProcesses(t testing.TB, bin string, spec ClusterSpec) *ProcessCluster 
 	for i := range spec.Members {
 		c.WaitReady(t, i)
 	}
+	c.waitPublished(t)
 	return c
+}
+
+// waitPublished waits until every member's client URLs are in the member
+// list: a member publishes them through the log once it has started, as in
+// etcd, and tools that discover the cluster from the list need them.
+func (c *ProcessCluster) waitPublished(t testing.TB) {
+	t.Helper()
+	cli := NewClient(t, c.Spec.Endpoints()...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := cli.MemberList(ctx)
+		cancel()
+		if err == nil && len(resp.Members) == len(c.Spec.Members) {
+			published := 0
+			for _, m := range resp.Members {
+				if len(m.ClientURLs) > 0 {
+					published++
+				}
+			}
+			if published == len(resp.Members) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members did not publish their client URLs within 20s: %v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // WaitReady waits until member i serves a linearizable read.
