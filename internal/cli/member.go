@@ -141,9 +141,22 @@ func (c *ctl) memberAddCommand() *cobra.Command {
 }
 
 func (c *ctl) memberRemoveCommand() *cobra.Command {
+	return c.memberByIDCommand("remove", "Remove a member from the cluster", "removed from",
+		func(ctx context.Context, cli *clientv3.Client, id uint64) (any, uint64, error) {
+			resp, err := cli.MemberRemove(ctx, id)
+			if err != nil {
+				return nil, 0, err
+			}
+			return (*pb.MemberRemoveResponse)(resp), resp.Header.ClusterId, nil
+		})
+}
+
+// memberByIDCommand is a verb that acts on one member named by its ID and
+// says "Member ID <done> cluster C", or prints the response as JSON.
+func (c *ctl) memberByIDCommand(verb, short, done string, act func(context.Context, *clientv3.Client, uint64) (any, uint64, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove MEMBER_ID",
-		Short: "Remove a member from the cluster",
+		Use:   verb + " MEMBER_ID",
+		Short: short,
 		Args:  exactArgs(1, "a member ID (hexadecimal)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseMemberID(args[0])
@@ -151,14 +164,14 @@ func (c *ctl) memberRemoveCommand() *cobra.Command {
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
-				resp, err := cli.MemberRemove(ctx, id)
+				resp, cluster, err := act(ctx, cli, id)
 				if err != nil {
 					return err
 				}
 				if c.g.output == "json" {
-					return printJSON(c.out, (*pb.MemberRemoveResponse)(resp))
+					return printJSON(c.out, resp)
 				}
-				_, err = fmt.Fprintf(c.out, "Member %16x removed from cluster %16x\n", id, resp.Header.ClusterId)
+				_, err = fmt.Fprintf(c.out, "Member %16x %s cluster %16x\n", id, done, cluster)
 				return err
 			})
 		},
@@ -198,26 +211,12 @@ func (c *ctl) memberUpdateCommand() *cobra.Command {
 }
 
 func (c *ctl) memberPromoteCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "promote MEMBER_ID",
-		Short: "Promote a learner to a voting member",
-		Args:  exactArgs(1, "a member ID (hexadecimal)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseMemberID(args[0])
+	return c.memberByIDCommand("promote", "Promote a learner to a voting member", "promoted in",
+		func(ctx context.Context, cli *clientv3.Client, id uint64) (any, uint64, error) {
+			resp, err := cli.MemberPromote(ctx, id)
 			if err != nil {
-				return err
+				return nil, 0, err
 			}
-			return c.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
-				resp, err := cli.MemberPromote(ctx, id)
-				if err != nil {
-					return err
-				}
-				if c.g.output == "json" {
-					return printJSON(c.out, (*pb.MemberPromoteResponse)(resp))
-				}
-				_, err = fmt.Fprintf(c.out, "Member %16x promoted in cluster %16x\n", id, resp.Header.ClusterId)
-				return err
-			})
-		},
-	}
+			return (*pb.MemberPromoteResponse)(resp), resp.Header.ClusterId, nil
+		})
 }
